@@ -1,0 +1,63 @@
+# Every target that needs the environment depends on `install`, so on a fresh clone
+# `make test` or `make book` alone does all the set-up.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+
+.PHONY: install test test-lib test-notebooks book book-check site-test lab lint bench execute clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## make test: lint, library tests and doctests, strict nbval on every notebook,
+## a clean book build with warnings as errors, and the browser check of the site.
+test: lint test-lib test-notebooks book-check site-test
+
+test-lib: install
+	$(PY) -m pytest -q
+
+test-notebooks: install
+	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
+		-p no:doctest $(NOTEBOOKS)
+
+lint: install
+	$(VENV)/bin/ruff check sigma tests benchmarks conftest.py
+	$(VENV)/bin/ruff format --check sigma tests benchmarks conftest.py
+
+## make book: build the site into _build/html (stored, nbval-verified outputs).
+book: install
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+	@echo "Open _build/html/index.html"
+
+book-check: install
+	rm -rf _build/html _build/.doctrees
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going --all
+
+site-test: install
+	$(PY) tests/site/check_site.py
+
+## make lab: open the book's notebooks in JupyterLab.
+lab: install
+	$(VENV)/bin/jupyter lab book/
+
+## make execute: re-run every notebook top to bottom and store its outputs.
+execute: install
+	for nb in $(NOTEBOOKS); do \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
+	done
+
+bench: install
+	$(PY) benchmarks/bench_blur.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

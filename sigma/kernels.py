@@ -1,0 +1,282 @@
+r"""Gaussian kernels built from σ, differentiable in σ.
+
+A kernel is the Gaussian evaluated at the integer offsets :math:`t = -h, \dots, h`
+and normalized to sum to one,
+
+.. math::
+
+    g_\sigma[t] = \frac{e^{-t^2 / 2\sigma^2}}{\sum_{u=-h}^{h} e^{-u^2 / 2\sigma^2}},
+    \qquad h = \max(1, \lceil \text{std\_devs} \cdot \sigma \rceil).
+
+The ``'erf'`` kernel instead integrates the continuous Gaussian over each pixel,
+:math:`\Phi((t + \tfrac12)/\sigma) - \Phi((t - \tfrac12)/\sigma)`, which stays smooth
+and well-behaved for σ below one pixel, where the sampled kernel collapses to a
+spike. When several σ share one kernel (one σ per channel), ``h`` comes from the
+largest σ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._checks import (
+    KERNEL_TYPES,
+    MAX_KERNEL_NUMEL_2D,
+    as_scale,
+    check_choice,
+    check_cov,
+    check_positive_real,
+    check_radius,
+    radius_for,
+)
+
+__all__ = [
+    "kernel_radius",
+    "gauss1d",
+    "gauss2d_sphere",
+    "gauss2d_diag",
+    "gauss2d_full",
+    "cov_radii",
+]
+
+
+def kernel_radius(sigma: Tensor | float, std_devs: float = 2.0) -> int:
+    """Half-size ``h = max(1, ceil(std_devs * max(sigma)))`` of the kernel for ``sigma``.
+
+    Args:
+        sigma: σ in pixels: a positive number, or a tensor (0-dim or ``(C,)``);
+            for several σ the largest sets the support.
+        std_devs: where to truncate the Gaussian, in standard deviations. Default: 2.
+
+    Returns:
+        The half-size ``h``; the kernel has ``2 * h + 1`` taps.
+
+    Raises:
+        TypeError: if ``sigma`` or ``std_devs`` is not a real number/tensor.
+        ValueError: if ``sigma`` or ``std_devs`` is not positive and finite, or the
+            kernel would exceed :data:`sigma.MAX_RADIUS` pixels.
+
+    Example:
+        >>> kernel_radius(3.0), kernel_radius(0.2), kernel_radius(3.0, std_devs=3)
+        (6, 1, 9)
+    """
+    s = as_scale(sigma, "sigma")
+    std_devs = check_positive_real(std_devs, "std_devs")
+    return radius_for(float(s.detach().max()), std_devs)
+
+
+def _taps(h: int, like: Tensor) -> Tensor:
+    return torch.arange(-h, h + 1, dtype=like.dtype, device=like.device)
+
+
+def _profile(s: Tensor, h: int, kernel: str) -> Tensor:
+    """Unnormalized kernel of ``s`` (shape ``S``) at offsets -h..h: shape ``S + (2h+1,)``."""
+    t = _taps(h, s)
+    s = s.unsqueeze(-1)
+    if kernel == "sampled":
+        return torch.exp(-0.5 * (t / s) ** 2)
+    # Integrate the unit-area Gaussian over [|t| - 1/2, |t| + 1/2]; using erfc of the
+    # positive side keeps full relative precision far out in the tails.
+    a = t.abs()
+    c = s * math.sqrt(2.0)
+    return 0.5 * (torch.erfc((a - 0.5) / c) - torch.erfc((a + 0.5) / c))
+
+
+def gauss1d(
+    sigma: Tensor | float,
+    std_devs: float = 2.0,
+    *,
+    kernel: str = "sampled",
+    radius: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Normalized 1D Gaussian kernel of standard deviation ``sigma``.
+
+    Args:
+        sigma: σ in pixels, a positive number or a tensor of shape ``()`` or ``(C,)``.
+            A tensor keeps its autograd graph, so the kernel is differentiable in σ.
+        std_devs: truncation in standard deviations; ``h = max(1, ceil(std_devs * σ))``.
+            Default: 2.
+        kernel: ``'sampled'`` (point samples, the default) or ``'erf'`` (pixel
+            integrals, smooth for σ < 1).
+        radius: explicit half-size ``h`` overriding ``std_devs`` (for kernels that
+            must share a support, such as a difference of Gaussians). Default: None.
+        dtype, device: used when ``sigma`` is a number. Default: torch's defaults.
+
+    Returns:
+        Kernel of shape ``(2h+1,)`` for a 0-dim σ, or ``(C, 2h+1)`` for σ of shape
+        ``(C,)``; each row sums to one and is symmetric.
+
+    Raises:
+        TypeError: if ``sigma`` is not a real number or tensor, or ``kernel`` is not a str.
+        ValueError: if σ is not finite and positive, σ has more than one dimension,
+            ``std_devs`` is not positive, ``kernel`` is unknown, ``radius`` is out of
+            range, or the kernel would exceed :data:`sigma.MAX_RADIUS`.
+
+    Example:
+        >>> k = gauss1d(1.0)
+        >>> k.shape, round(float(k.sum()), 6), round(float(k[2]), 4)
+        (torch.Size([5]), 1.0, 0.4026)
+    """
+    check_choice(kernel, KERNEL_TYPES, "kernel")
+    s = as_scale(sigma, "sigma", dtype=dtype, device=device)
+    std_devs = check_positive_real(std_devs, "std_devs")
+    h = radius_for(float(s.detach().max()), std_devs) if radius is None else check_radius(radius)
+    g = _profile(s, h, kernel)
+    return g / g.sum(-1, keepdim=True)
+
+
+def gauss2d_sphere(
+    sigma: Tensor | float,
+    std_devs: float = 2.0,
+    *,
+    kernel: str = "sampled",
+    radius: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Isotropic 2D Gaussian kernel, the outer product of two :func:`gauss1d` kernels.
+
+    Args:
+        sigma: σ in pixels, shape ``()`` or ``(C,)``.
+        std_devs, kernel, radius, dtype, device: as in :func:`gauss1d`.
+
+    Returns:
+        Kernel of shape ``(k, k)`` or ``(C, k, k)`` with ``k = 2h + 1``, summing to one.
+
+    Raises:
+        TypeError, ValueError: as :func:`gauss1d`.
+
+    Example:
+        >>> gauss2d_sphere(1.5).shape
+        torch.Size([7, 7])
+    """
+    g = gauss1d(sigma, std_devs, kernel=kernel, radius=radius, dtype=dtype, device=device)
+    return g.unsqueeze(-1) * g.unsqueeze(-2)
+
+
+def gauss2d_diag(
+    sigma_y: Tensor | float,
+    sigma_x: Tensor | float,
+    std_devs: float = 2.0,
+    *,
+    kernel: str = "sampled",
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Axis-aligned anisotropic 2D Gaussian kernel with σ_y along rows and σ_x along columns.
+
+    Each axis gets its own half-size: ``h_y`` from ``sigma_y`` and ``h_x`` from ``sigma_x``.
+
+    Args:
+        sigma_y: σ along the row (height) axis, shape ``()`` or ``(C,)``.
+        sigma_x: σ along the column (width) axis, shape ``()`` or ``(C,)``.
+        std_devs, kernel, dtype, device: as in :func:`gauss1d`.
+
+    Returns:
+        Kernel of shape ``(2h_y+1, 2h_x+1)``, or ``(C, 2h_y+1, 2h_x+1)`` if either σ
+        has a channel dimension.
+
+    Raises:
+        TypeError, ValueError: as :func:`gauss1d`, naming ``sigma_y`` or ``sigma_x``.
+
+    Example:
+        >>> gauss2d_diag(1.0, 3.0).shape
+        torch.Size([5, 13])
+    """
+    check_choice(kernel, KERNEL_TYPES, "kernel")
+    sy = as_scale(sigma_y, "sigma_y", dtype=dtype, device=device)
+    sx = as_scale(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
+    std_devs = check_positive_real(std_devs, "std_devs")
+    hy = radius_for(float(sy.detach().max()), std_devs, "sigma_y")
+    hx = radius_for(float(sx.detach().max()), std_devs, "sigma_x")
+    gy = _profile(sy, hy, kernel)
+    gx = _profile(sx, hx, kernel)
+    gy = gy / gy.sum(-1, keepdim=True)
+    gx = gx / gx.sum(-1, keepdim=True)
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def cov_radii(cov: Tensor, std_devs: float = 2.0) -> tuple[int, int]:
+    """Half-sizes ``(h_y, h_x)`` of the box that holds the ``std_devs`` ellipse of ``cov``.
+
+    The ellipse :math:`\\{d : d^T \\Sigma^{-1} d \\le s^2\\}` spans
+    :math:`\\pm s\\sqrt{\\Sigma_{yy}}` rows and :math:`\\pm s\\sqrt{\\Sigma_{xx}}` columns,
+    so ``h_y = max(1, ceil(s * sqrt(cov[0, 0])))`` and likewise for ``h_x``; over
+    several covariances the largest wins.
+
+    Args:
+        cov: covariance of shape ``(..., 2, 2)`` in (row, col) coordinates.
+        std_devs: truncation in standard deviations. Default: 2.
+
+    Returns:
+        ``(h_y, h_x)``.
+
+    Example:
+        >>> cov_radii(torch.tensor([[4.0, 1.0], [1.0, 1.0]]))
+        (4, 2)
+    """
+    d = cov.detach()
+    hy = radius_for(math.sqrt(float(d[..., 0, 0].max())), std_devs, "cov")
+    hx = radius_for(math.sqrt(float(d[..., 1, 1].max())), std_devs, "cov")
+    return hy, hx
+
+
+def gauss2d_full(
+    cov: Tensor,
+    std_devs: float = 2.0,
+    *,
+    radii: tuple[int, int] | None = None,
+) -> Tensor:
+    r"""Full-covariance 2D Gaussian kernel :math:`\propto \exp(-\tfrac12 d^T \Sigma^{-1} d)`.
+
+    The offsets ``d = (row, col)`` run over ``[-h_y, h_y] x [-h_x, h_x]`` (see
+    :func:`cov_radii`); the kernel is sampled (no ``'erf'`` variant: the pixel
+    integral of a rotated Gaussian has no closed form).
+
+    Args:
+        cov: symmetric positive-definite covariance in (row, col) array coordinates,
+            shape ``(2, 2)`` or ``(C, 2, 2)``; differentiable.
+        std_devs: truncation in standard deviations. Default: 2.
+        radii: explicit ``(h_y, h_x)`` overriding ``std_devs``. Default: None.
+
+    Returns:
+        Kernel of shape ``(2h_y+1, 2h_x+1)`` or ``(C, 2h_y+1, 2h_x+1)`` summing to one.
+
+    Raises:
+        TypeError: if ``cov`` is not a floating-point tensor.
+        ValueError: if ``cov`` is not of shape ``(..., 2, 2)``, not symmetric positive
+            definite, or so large that the kernel would exceed the size limits.
+
+    Example:
+        >>> k = gauss2d_full(torch.tensor([[4.0, 1.0], [1.0, 1.0]]))
+        >>> k.shape, bool(torch.allclose(k, k.flip(-1, -2)))
+        (torch.Size([9, 5]), True)
+    """
+    cov = check_cov(cov)
+    if cov.dim() > 3:
+        raise ValueError(f"cov must have shape (2, 2) or (C, 2, 2), got shape {tuple(cov.shape)}")
+    std_devs = check_positive_real(std_devs, "std_devs")
+    if radii is None:
+        hy, hx = cov_radii(cov, std_devs)
+    else:
+        hy, hx = (check_radius(r, "radii") for r in radii)
+    if (2 * hy + 1) * (2 * hx + 1) > MAX_KERNEL_NUMEL_2D:
+        raise ValueError(
+            f"cov is too large: the dense kernel would have {(2 * hy + 1)} x {(2 * hx + 1)} taps, "
+            f"more than {MAX_KERNEL_NUMEL_2D}; use a smaller covariance or std_devs"
+        )
+    ty = _taps(hy, cov).view(-1, 1)
+    tx = _taps(hx, cov).view(1, -1)
+    a = cov[..., 0, 0, None, None]
+    b = cov[..., 0, 1, None, None]
+    c = cov[..., 1, 1, None, None]
+    det = a * c - b * b
+    # d^T Σ^{-1} d with Σ^{-1} = [[c, -b], [-b, a]] / det
+    q = (c * ty**2 - 2 * b * ty * tx + a * tx**2) / det
+    g = torch.exp(-0.5 * q)
+    return g / g.sum(dim=(-2, -1), keepdim=True)

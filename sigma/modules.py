@@ -1,0 +1,424 @@
+"""``torch.nn.Module`` layers that own scale parameters and call :mod:`sigma.blur`.
+
+Modules store unconstrained parameters, ``log σ`` or log-Cholesky vectors (see
+:mod:`sigma.params`), so any optimizer step keeps σ positive and covariances
+positive definite, and expose the constrained values as ``.sigma`` / ``.cov``.
+``forward`` only calls the functional API.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import blur as _blur
+from ._checks import KERNEL_TYPES, METHODS, PADDING_MODES, as_scale, check_choice, check_positive_real
+from .local import blur2d_local_sphere
+from .params import cov_to_logchol, logchol_to_cov
+
+__all__ = ["Blur1d", "Blur2d", "GaussConv2d", "DynamicBlur2d"]
+
+STRUCTURES = frozenset({"sphere", "diag", "full"})
+
+
+def _check_channels(channels: object) -> int | None:
+    if channels is None:
+        return None
+    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
+        raise ValueError(f"channels must be None or a positive int, got channels={channels!r}")
+    return int(channels)
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
+    return int(value)
+
+
+def _fmt(t: Tensor) -> str:
+    flat = t.detach().flatten().tolist()
+    if len(flat) == 1:
+        return f"{flat[0]:.4g}"
+    return "[" + ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ...]" if len(flat) > 8 else "]")
+
+
+class _BlurOptions(nn.Module):
+    def _set_options(self, std_devs, padding_mode, kernel, method) -> None:
+        self.std_devs = check_positive_real(std_devs, "std_devs")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
+        self.method = check_choice(method, METHODS, "method")
+
+    def _options_repr(self) -> str:
+        s = f"std_devs={self.std_devs:g}, padding_mode={self.padding_mode!r}"
+        if self.kernel != "sampled":
+            s += f", kernel={self.kernel!r}"
+        if self.method != "auto":
+            s += f", method={self.method!r}"
+        return s
+
+
+class Blur1d(_BlurOptions):
+    """Gaussian blur of 1D signals with a learnable σ, stored as ``log σ``.
+
+    Args:
+        sigma: initial σ in pixels (positive). Default: 1.0.
+        channels: ``None`` for one σ shared by all channels, or C for one σ per channel.
+            Default: None.
+        std_devs: kernel truncation in standard deviations. Default: 2.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
+            Default: ``'zeros'``.
+        kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
+        method: ``'auto'``, ``'direct'`` or ``'fft'``. Default: ``'auto'``.
+        device, dtype: of the parameter. Default: torch's defaults.
+
+    Shape:
+        - Input: ``(B, C, L)``.
+        - Output: ``(B, C, L)``.
+
+    Attributes:
+        log_sigma: the learnable ``log σ``, shape ``()`` or ``(C,)``.
+
+    Example:
+        >>> m = Blur1d(sigma=2.0)
+        >>> m
+        Blur1d(sigma=2, std_devs=2, padding_mode='zeros')
+        >>> m(torch.randn(4, 1, 50)).shape
+        torch.Size([4, 1, 50])
+    """
+
+    def __init__(
+        self,
+        sigma: float | Tensor = 1.0,
+        *,
+        channels: int | None = None,
+        std_devs: float = 2.0,
+        padding_mode: str = "zeros",
+        kernel: str = "sampled",
+        method: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self._set_options(std_devs, padding_mode, kernel, method)
+        self.channels = _check_channels(channels)
+        s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
+        if self.channels is not None:
+            s = s.expand(self.channels)
+        self.log_sigma = nn.Parameter(s.log().clone())
+
+    @property
+    def sigma(self) -> Tensor:
+        """σ = exp(log_sigma), shape ``()`` or ``(C,)``."""
+        return self.log_sigma.exp()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _blur.blur1d(
+            x, self.sigma, self.std_devs, self.padding_mode, kernel=self.kernel, method=self.method
+        )
+
+    def extra_repr(self) -> str:
+        ch = f", channels={self.channels}" if self.channels is not None else ""
+        return f"sigma={_fmt(self.sigma)}{ch}, {self._options_repr()}"
+
+
+class Blur2d(_BlurOptions):
+    """Gaussian blur of images with a learnable scale of a chosen structure.
+
+    ``structure`` sets what is learned:
+
+    * ``'sphere'``: one σ (``log_sigma``, shape ``()`` or ``(C,)``);
+    * ``'diag'``: (σ_y, σ_x) (``log_sigma``, shape ``(2,)`` or ``(C, 2)``);
+    * ``'full'``: a full covariance through log-Cholesky parameters (``logchol``,
+      shape ``(3,)`` or ``(C, 3)``), so it can rotate.
+
+    Args:
+        sigma: initial σ: a positive number, or a pair ``(σ_y, σ_x)`` for ``'diag'``
+            and ``'full'``. Default: 1.0.
+        structure: ``'sphere'``, ``'diag'`` or ``'full'``. Default: ``'sphere'``.
+        channels: ``None`` to share the scale across channels, or C for one per channel.
+            Default: None.
+        cov: initial covariance ``(2, 2)`` for ``'full'`` (overrides ``sigma``). Default: None.
+        std_devs, padding_mode, kernel, method, device, dtype: as in :class:`Blur1d`
+            (``kernel='erf'`` is not available for ``'full'``).
+
+    Shape:
+        - Input: ``(B, C, H, W)``.
+        - Output: ``(B, C, H, W)``.
+
+    Attributes:
+        log_sigma: learnable log-scales (``'sphere'``, ``'diag'``).
+        logchol: learnable log-Cholesky parameters (``'full'``).
+
+    Example:
+        >>> m = Blur2d(sigma=(1.0, 3.0), structure='diag')
+        >>> m.sigma
+        tensor([1., 3.], grad_fn=<ExpBackward0>)
+        >>> m(torch.randn(2, 3, 16, 16)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+
+    def __init__(
+        self,
+        sigma: float | tuple[float, float] | Tensor = 1.0,
+        structure: str = "sphere",
+        channels: int | None = None,
+        *,
+        cov: Tensor | None = None,
+        std_devs: float = 2.0,
+        padding_mode: str = "zeros",
+        kernel: str = "sampled",
+        method: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.structure = check_choice(structure, STRUCTURES, "structure")
+        self._set_options(std_devs, padding_mode, kernel, method)
+        if structure == "full" and kernel != "sampled":
+            raise ValueError("kernel must be 'sampled' for structure='full', got kernel='erf'")
+        self.channels = _check_channels(channels)
+        reps = () if self.channels is None else (self.channels,)
+        if structure == "sphere":
+            s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
+            self.log_sigma = nn.Parameter(s.expand(reps).log().clone())
+            return
+        if cov is not None:
+            if structure != "full":
+                raise ValueError(f"cov can only initialize structure='full', got structure={structure!r}")
+            init = cov_to_logchol(cov.detach().to(dtype=dtype or cov.dtype, device=device))
+            if init.dim() != 1:
+                raise ValueError(f"cov must have shape (2, 2), got shape {tuple(cov.shape)}")
+            self.logchol = nn.Parameter(init.expand(*reps, 3).clone())
+            return
+        pair = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+        if len(pair) != 2:
+            raise ValueError(f"sigma must be a number or a pair (sigma_y, sigma_x), got {sigma!r}")
+        sy = as_scale(pair[0], "sigma", dtype=dtype, device=device).detach()
+        sx = as_scale(pair[1], "sigma", dtype=sy.dtype, device=sy.device).detach()
+        if sy.dim() or sx.dim():
+            raise ValueError("sigma must hold numbers or 0-dim tensors for 'diag' and 'full'")
+        logs = torch.stack([sy, sx]).log()
+        if structure == "diag":
+            self.log_sigma = nn.Parameter(logs.expand(*reps, 2).clone())
+        else:
+            init = torch.stack([logs[0], torch.zeros_like(logs[0]), logs[1]])
+            self.logchol = nn.Parameter(init.expand(*reps, 3).clone())
+
+    @property
+    def sigma(self) -> Tensor:
+        """σ (``'sphere'``: shape ``()``/``(C,)``) or (σ_y, σ_x) (``'diag'``: ``(2,)``/``(C, 2)``).
+
+        For ``'full'``, the square roots of the covariance's diagonal (the marginal σ).
+        """
+        if self.structure == "full":
+            return torch.diagonal(self.cov, dim1=-2, dim2=-1).sqrt()
+        return self.log_sigma.exp()
+
+    @property
+    def cov(self) -> Tensor:
+        """The covariance in (row, col) coordinates, shape ``(2, 2)`` or ``(C, 2, 2)``."""
+        if self.structure == "full":
+            return logchol_to_cov(self.logchol)
+        s = self.log_sigma.exp()
+        if self.structure == "sphere":
+            s = torch.stack([s, s], -1)
+        return torch.diag_embed(s**2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        opts = dict(std_devs=self.std_devs, padding_mode=self.padding_mode, method=self.method)
+        if self.structure == "sphere":
+            return _blur.blur2d_sphere(x, self.sigma, kernel=self.kernel, **opts)
+        if self.structure == "diag":
+            s = self.log_sigma.exp()
+            return _blur.blur2d_diag(x, s[..., 0], s[..., 1], kernel=self.kernel, **opts)
+        return _blur.blur2d_full(x, self.cov, **opts)
+
+    def extra_repr(self) -> str:
+        ch = f", channels={self.channels}" if self.channels is not None else ""
+        if self.structure == "full":
+            scale = f"cov={_fmt(self.cov)}"
+        else:
+            scale = f"sigma={_fmt(self.sigma)}"
+        return f"{scale}, structure={self.structure!r}{ch}, {self._options_repr()}"
+
+
+class GaussConv2d(nn.Module):
+    """Semi-structured convolution: a learned Gaussian blur composed with a free-form filter.
+
+    ``y = conv2d(blur(x), weight) + bias``: the small free-form filter (``kernel_size``)
+    learns the local pattern while the Gaussian, with learnable scale, sets how far it
+    reaches, so the receptive field grows or shrinks by gradient descent on σ (the
+    composition of Shelhamer et al., 2019).
+
+    Args:
+        in_channels: number of input channels C_in.
+        out_channels: number of output channels C_out.
+        kernel_size: size of the free-form filter (odd, 'same' zero padding). Default: 3.
+        sigma: initial σ of the Gaussian. Default: 1.0.
+        structure: ``'sphere'``, ``'diag'`` or ``'full'`` (see :class:`Blur2d`). Default: ``'sphere'``.
+        per_channel: learn one scale per input channel instead of one shared. Default: False.
+        bias: add a learnable bias. Default: True.
+        std_devs, padding_mode, method, device, dtype: passed to the :class:`Blur2d`.
+
+    Shape:
+        - Input: ``(B, C_in, H, W)``.
+        - Output: ``(B, C_out, H, W)``.
+
+    Attributes:
+        blur: the :class:`Blur2d` holding the scale parameters.
+        weight: free-form filter, shape ``(C_out, C_in, kernel_size, kernel_size)``.
+        bias: shape ``(C_out,)`` or None.
+
+    Example:
+        >>> layer = GaussConv2d(3, 8, kernel_size=3, sigma=2.0)
+        >>> layer(torch.randn(1, 3, 32, 32)).shape
+        torch.Size([1, 8, 32, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        sigma: float | tuple[float, float] = 1.0,
+        *,
+        structure: str = "sphere",
+        per_channel: bool = False,
+        bias: bool = True,
+        std_devs: float = 2.0,
+        padding_mode: str = "zeros",
+        method: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _check_count(in_channels, "in_channels")
+        self.out_channels = _check_count(out_channels, "out_channels")
+        self.kernel_size = _check_count(kernel_size, "kernel_size")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (for 'same' padding), got kernel_size={kernel_size}")
+        self.blur = Blur2d(
+            sigma,
+            structure,
+            in_channels if per_channel else None,
+            std_devs=std_devs,
+            padding_mode=padding_mode,
+            method=method,
+            device=device,
+            dtype=dtype,
+        )
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, kernel_size, kernel_size, **factory)
+        )
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialize the free-form filter like :class:`torch.nn.Conv2d`."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_channels * self.kernel_size**2)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def sigma(self) -> Tensor:
+        """The Gaussian's σ (see :attr:`Blur2d.sigma`)."""
+        return self.blur.sigma
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.blur(x), self.weight, self.bias, padding=self.kernel_size // 2)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class DynamicBlur2d(nn.Module):
+    """Blur whose per-pixel σ is predicted from the input (dynamic Gaussian structure).
+
+    A small convolution maps the input to a map of logits ``z``; the per-pixel scale
+    is ``σ = lo + (hi - lo) * sigmoid(z)``, bounded to ``sigma_range`` by construction
+    (no clamping), and the image is blurred with :func:`sigma.blur2d_local_sphere` on
+    the fixed support ``h = ceil(std_devs * hi)``. The predictor starts at zero
+    weights, so every pixel begins at ``sigma`` and the layer learns where to deviate.
+
+    Args:
+        in_channels: number of input channels C.
+        sigma: initial σ everywhere, strictly inside ``sigma_range``. Default: 1.0.
+        sigma_range: ``(lo, hi)`` bounds of the predicted σ, ``0 < lo < hi``. Default: (0.25, 4.0).
+        kernel_size: size of the predictor convolution (odd). Default: 3.
+        std_devs, padding_mode: passed to :func:`sigma.blur2d_local_sphere`.
+        device, dtype: of the parameters.
+
+    Shape:
+        - Input: ``(B, C, H, W)``.
+        - Output: ``(B, C, H, W)``; :meth:`sigma_map` gives ``(B, 1, H, W)``.
+
+    Attributes:
+        predictor: the ``nn.Conv2d(C, 1, kernel_size)`` producing the logits.
+
+    Example:
+        >>> layer = DynamicBlur2d(3, sigma=2.0)
+        >>> x = torch.randn(1, 3, 16, 16)
+        >>> layer(x).shape, round(float(layer.sigma_map(x).mean()), 4)
+        (torch.Size([1, 3, 16, 16]), 2.0)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        sigma: float = 1.0,
+        *,
+        sigma_range: tuple[float, float] = (0.25, 4.0),
+        kernel_size: int = 3,
+        std_devs: float = 2.0,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _check_count(in_channels, "in_channels")
+        k = _check_count(kernel_size, "kernel_size")
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got kernel_size={kernel_size}")
+        if not isinstance(sigma_range, (tuple, list)) or len(sigma_range) != 2:
+            raise ValueError(f"sigma_range must be a pair (lo, hi), got {sigma_range!r}")
+        lo = check_positive_real(sigma_range[0], "sigma_range[0]")
+        hi = check_positive_real(sigma_range[1], "sigma_range[1]")
+        if not lo < hi:
+            raise ValueError(f"sigma_range must satisfy lo < hi, got {sigma_range!r}")
+        s0 = check_positive_real(sigma, "sigma")
+        if not lo < s0 < hi:
+            raise ValueError(f"sigma must lie strictly inside sigma_range={sigma_range!r}, got sigma={sigma}")
+        self.sigma_range = (lo, hi)
+        self.std_devs = check_positive_real(std_devs, "std_devs")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.radius = max(1, math.ceil(self.std_devs * hi))
+        self.predictor = nn.Conv2d(in_channels, 1, k, padding=k // 2, device=device, dtype=dtype)
+        nn.init.zeros_(self.predictor.weight)
+        p = (s0 - lo) / (hi - lo)
+        with torch.no_grad():
+            self.predictor.bias.fill_(math.log(p / (1 - p)))
+
+    def sigma_map(self, x: Tensor) -> Tensor:
+        """Predicted σ per pixel, shape ``(B, 1, H, W)``."""
+        lo, hi = self.sigma_range
+        return lo + (hi - lo) * torch.sigmoid(self.predictor(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return blur2d_local_sphere(x, self.sigma_map(x), self.std_devs, self.padding_mode, radius=self.radius)
+
+    def extra_repr(self) -> str:
+        lo, hi = self.sigma_range
+        return (
+            f"{self.in_channels}, sigma_range=({lo:g}, {hi:g}), radius={self.radius}, "
+            f"padding_mode={self.padding_mode!r}"
+        )
