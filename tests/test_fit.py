@@ -16,7 +16,7 @@ def test_fit_recovers_sigma_and_records_everything():
         lambda: sigma.blur1d(x, s.exp()),
         [s],
         y,
-        steps=60,
+        steps=100,
         lr=1.0,
         track={"sigma": lambda: s.exp()},
         snapshot_steps=(0, 100),
