@@ -47,32 +47,53 @@ def fast_fft_size(n: int) -> int:
     return best
 
 
-def _kernel_view(w: Tensor, x: Tensor, dim: int) -> Tensor:
-    """Reshape a ``(n,)`` or ``(C, n)`` tensor to broadcast against ``x`` along ``dim``."""
-    nd = x.dim()
-    dim = dim % nd
-    shape = [1] * nd
-    shape[dim] = w.shape[-1]
-    if w.dim() == 2:
-        shape[1] = w.shape[0]
-    return w.reshape(shape)
-
-
 # ----------------------------------------------------------------------------- direct
 
 
+def _tap(w: Tensor, j: int, ref: Tensor) -> Tensor:
+    """Tap ``j`` of a ``(k,)`` or ``(C, k)`` kernel, shaped to broadcast against ``ref`` (B, C, ...)."""
+    t = w[..., j]
+    return t if w.dim() == 1 else t.reshape((1, -1) + (1,) * (ref.dim() - 2))
+
+
+class _ShiftCorr(torch.autograd.Function):
+    """Valid correlation along ``dim`` as a sum of shifted copies: ``y[i] = sum_j w[j] xp[i + j]``.
+
+    ``xp`` is the already padded input (length ``L + k - 1`` along ``dim``), ``w`` is
+    ``(k,)`` or ``(C, k)``. The forward pass accumulates the ``k`` shifted slices in
+    place (no temporaries); the backward pass is written with differentiable
+    operations (the adjoint is this same correlation with the flipped kernel, and
+    the kernel gradient is one dot product per tap), so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, w: Tensor, dim: int) -> Tensor:
+        k = w.shape[-1]
+        L = xp.shape[dim] - k + 1
+        y = xp.narrow(dim, 0, L) * _tap(w, 0, xp)
+        for j in range(1, k):
+            y.addcmul_(xp.narrow(dim, j, L), _tap(w, j, xp))
+        ctx.save_for_backward(xp, w)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        xp, w = ctx.saved_tensors
+        dim, k = ctx.dim, w.shape[-1]
+        gxp = gw = None
+        if ctx.needs_input_grad[0]:
+            gxp = _ShiftCorr.apply(pad_axis(g, k - 1, k - 1, "zeros", dim), w.flip(-1), dim)
+        if ctx.needs_input_grad[1]:
+            L = g.shape[dim]
+            dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
+            gw = torch.stack([(g * xp.narrow(dim, j, L)).sum(dims) for j in range(k)], -1)
+        return gxp, gw, None
+
+
 def _direct_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
-    L = x.shape[dim]
-    w, h = fold_kernel(w, h, L, mode)
-    xp = pad_axis(x, h, h, mode, dim)
-    C = x.shape[1]
-    k = 2 * h + 1
-    weight = w.reshape(-1, 1, k).expand(C, 1, k) if w.dim() == 1 else w.reshape(C, 1, k)
-    if x.dim() == 3:
-        return F.conv1d(xp, weight, groups=C)
-    if dim % 4 == 3:
-        return F.conv2d(xp, weight.unsqueeze(2), groups=C)
-    return F.conv2d(xp, weight.unsqueeze(3), groups=C)
+    w, h = fold_kernel(w, h, x.shape[dim], mode)
+    return _ShiftCorr.apply(pad_axis(x, h, h, mode, dim), w, dim)
 
 
 def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -91,74 +112,122 @@ def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
 class _AxisPlan:
     """How to embed one axis in a circular correlation of size ``n`` with no wrap-around.
 
-    ``extend(x)`` builds the extended signal, kernel tap ``j`` lands at ``j mod n``
-    (summing taps that coincide, which is exact for the periodic modes), and the
-    result is read from ``offset`` to ``offset + length``.
+    ``extend(x)`` builds the extended signal; kernel tap ``j`` (``-h <= j <= h``) is
+    placed at ``(j + offset) mod n``, summing taps that coincide (exact for the
+    periodic modes), so the result is the first ``length`` samples of the circular
+    correlation.
     """
 
     def __init__(self, length: int, h: int, mode: str):
-        self.length, self.mode = length, mode
-        self.h_in = h
+        self.length, self.mode, self.h_in = length, mode, h
         if mode == "zeros":
             self.h = min(h, length - 1)
-            self.pad = 0
+            self.offset = 0
             self.n = fast_fft_size(length + self.h)
         elif mode == "replicate" or 2 * h < length:
             # explicit padding by the (folded) half-size, then a linear correlation
             self.h = min(h, length) if mode == "replicate" else h
-            self.pad = self.h
+            self.offset = self.h
             self.n = fast_fft_size(length + 2 * self.h)
         else:
             # periodic extension: circular (period L) or mirrored (period 2L - 2)
             self.h = h
-            self.pad = 0
+            self.offset = 0
             self.n = length if mode == "circular" else max(1, 2 * length - 2)
-        self.offset = self.pad
 
-    def fold(self, w: Tensor, dim: int) -> Tensor:
+    def circular_kernel(self, w: Tensor, dim: int) -> Tensor:
+        """Place the (folded) kernel taps along ``dim`` of a length-``n`` circular kernel."""
         if self.mode in ("zeros", "replicate"):
             w, _ = fold_kernel(w, self.h_in, self.length, self.mode, dim)
-        return w
-
-    def taps(self, device) -> Tensor:
-        return torch.arange(-self.h, self.h + 1, device=device).remainder(self.n)
+        idx = torch.arange(-self.h + self.offset, self.h + self.offset + 1, device=w.device).remainder(self.n)
+        shape = list(w.shape)
+        shape[dim] = self.n
+        return torch.zeros(shape, dtype=w.dtype, device=w.device).index_add(dim, idx, w)
 
     def extend(self, x: Tensor, dim: int) -> Tensor:
-        if self.pad:
-            return pad_axis(x, self.pad, self.pad, self.mode, dim)
+        if self.offset:
+            return pad_axis(x, self.offset, self.offset, self.mode, dim)
         if self.mode == "reflect" and self.n > self.length:
             return x.index_select(dim, index_map(self.length, 0, self.n - self.length, "reflect", x.device))
         return x
 
 
+def _sum_to(t: Tensor, like_channels: bool, keep: tuple[int, ...]) -> Tensor:
+    """Sum a spectrum product over batch (and channel, for a shared kernel) dims."""
+    dims = [d for d in range(t.dim()) if d not in keep and not (like_channels and d == 1)]
+    return t.sum(dims) if dims else t
+
+
+class _FFTCorr(torch.autograd.Function):
+    """Circular correlation over the last ``len(dims)`` axes through real FFTs, cropped.
+
+    ``y = irfftn(rfftn(e, n) * conj(rfftn(kc)))[:L]`` along ``dims``. ``e`` is the
+    extended input (shorter than ``n`` is zero-padded), ``kc`` the circular kernel of
+    shape ``(n...)`` or ``(C, n...)``. The backward pass reuses the forward spectrum
+    and needs two more transforms (``conj`` convolution for the input, a summed
+    cross-spectrum for the kernel). It is written with differentiable operations,
+    recomputing the spectra when a graph is being built, so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, e: Tensor, kc: Tensor, dims: tuple[int, ...], lengths: tuple[int, ...]) -> Tensor:
+        n = kc.shape[-len(dims) :]
+        xf = torch.fft.rfftn(e, s=n, dim=dims)
+        kf = torch.fft.rfftn(kc, dim=tuple(range(-len(dims), 0)))
+        y = torch.fft.irfftn(xf * _spec_view(kf.conj(), e, dims), s=n, dim=dims)
+        for d, L in zip(dims, lengths, strict=True):
+            y = y.narrow(d, 0, L)
+        ctx.save_for_backward(e, kc)
+        ctx.spectra = (xf, kf)
+        ctx.dims = dims
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        e, kc = ctx.saved_tensors
+        dims = ctx.dims
+        nd = len(dims)
+        n = kc.shape[-nd:]
+        if torch.is_grad_enabled():  # building a graph: recompute spectra differentiably
+            xf = torch.fft.rfftn(e, s=n, dim=dims)
+            kf = torch.fft.rfftn(kc, dim=tuple(range(-nd, 0)))
+        else:
+            xf, kf = ctx.spectra
+        gf = torch.fft.rfftn(g, s=n, dim=dims)
+        ge = gkc = None
+        if ctx.needs_input_grad[0]:
+            ge = torch.fft.irfftn(gf * _spec_view(kf, e, dims), s=n, dim=dims)
+            for d in dims:
+                ge = ge.narrow(d, 0, e.shape[d])
+        if ctx.needs_input_grad[1]:
+            cross = _sum_to(xf * gf.conj(), kc.dim() > nd, tuple(d % e.dim() for d in dims))
+            gkc = torch.fft.irfftn(cross, s=n, dim=tuple(range(-nd, 0)))
+        return ge, gkc, None, None
+
+
+def _spec_view(kf: Tensor, x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """Reshape a kernel spectrum ``(f...)`` or ``(C, f...)`` to broadcast against ``x`` on ``dims``."""
+    nd = len(dims)
+    shape = [1] * x.dim()
+    for d, size in zip(dims, kf.shape[-nd:], strict=True):
+        shape[d % x.dim()] = size
+    if kf.dim() > nd:
+        shape[1] = kf.shape[0]
+    return kf.reshape(shape)
+
+
 def _fft_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
     plan = _AxisPlan(x.shape[dim], h, mode)
-    w = plan.fold(w, -1)
-    kc = torch.zeros(*w.shape[:-1], plan.n, dtype=w.dtype, device=w.device).index_add(
-        -1, plan.taps(w.device), w
-    )
-    spec = torch.fft.rfft(kc).conj()
-    xf = torch.fft.rfft(plan.extend(x, dim), n=plan.n, dim=dim)
-    y = torch.fft.irfft(xf * _kernel_view(spec, x, dim), n=plan.n, dim=dim)
-    return y.narrow(dim, plan.offset, plan.length)
+    kc = plan.circular_kernel(w, -1)
+    return _FFTCorr.apply(plan.extend(x, dim), kc, (dim % x.dim(),), (plan.length,))
 
 
 def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     H, W = x.shape[-2:]
     py, px = _AxisPlan(H, hy, mode), _AxisPlan(W, hx, mode)
-    w = px.fold(py.fold(w, -2), -1)
-    lead = w.shape[:-2]
-    kc = torch.zeros(*lead, w.shape[-2], px.n, dtype=w.dtype, device=w.device).index_add(
-        -1, px.taps(w.device), w
-    )
-    kc = torch.zeros(*lead, py.n, px.n, dtype=w.dtype, device=w.device).index_add(-2, py.taps(w.device), kc)
-    spec = torch.fft.rfft2(kc).conj()
+    kc = px.circular_kernel(py.circular_kernel(w, -2), -1)
     e = px.extend(py.extend(x, -2), -1)
-    xf = torch.fft.rfft2(e, s=(py.n, px.n))
-    if spec.dim() == 3:
-        spec = spec.unsqueeze(0)
-    y = torch.fft.irfft2(xf * spec, s=(py.n, px.n))
-    return y.narrow(-2, py.offset, H).narrow(-1, px.offset, W)
+    return _FFTCorr.apply(e, kc, (x.dim() - 2, x.dim() - 1), (H, W))
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -19,7 +19,16 @@ from torch import Tensor
 
 from ._checks import ScaleError
 
-__all__ = ["half_mse", "make_optimizer", "fit", "FitResult", "OPTIMIZERS"]
+__all__ = [
+    "half_mse",
+    "make_optimizer",
+    "fit",
+    "FitResult",
+    "OPTIMIZERS",
+    "sweep",
+    "SweepResult",
+    "steps_to_tolerance",
+]
 
 OPTIMIZERS = frozenset({"sgd", "momentum", "adam"})
 
@@ -203,3 +212,141 @@ def fit(
             break
     result.tracked = {name: torch.stack(rec) if rec else torch.empty(0) for name, rec in records.items()}
     return result
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` records: one :class:`FitResult` per (optimizer, learning rate).
+
+    Attributes:
+        optimizers: the optimizer names, in the order of the table rows.
+        lrs: the learning rates, in the order of the table columns.
+        runs: ``(optimizer, lr)`` mapped to that run's :class:`FitResult`.
+    """
+
+    optimizers: tuple[str, ...]
+    lrs: tuple[float, ...]
+    runs: dict[tuple[str, float], FitResult]
+
+    @property
+    def diverged(self) -> Tensor:
+        """Which runs :func:`fit` reported as diverged, bool of shape ``(len(optimizers), len(lrs))``."""
+        return torch.tensor([[self.runs[(o, lr)].diverged for lr in self.lrs] for o in self.optimizers])
+
+    def relative_error(self, name: str, truth: float | Tensor) -> Tensor:
+        r"""Final relative error :math:`\max |v - v^*| / |v^*|` of a tracked quantity, per run.
+
+        Args:
+            name: a name given in ``track``; its final value ``v`` is compared with ``truth``.
+            truth: the true value ``v*``, a number or a tensor broadcastable to ``v``,
+                nonzero.
+
+        Returns:
+            float64 tensor of shape ``(len(optimizers), len(lrs))``; ``nan`` for
+            diverged runs (their final value is not a result).
+
+        Raises:
+            KeyError: if ``name`` was not tracked.
+        """
+        t = torch.as_tensor(truth, dtype=torch.float64)
+        out = torch.full((len(self.optimizers), len(self.lrs)), math.nan, dtype=torch.float64)
+        for i, o in enumerate(self.optimizers):
+            for j, lr in enumerate(self.lrs):
+                r = self.runs[(o, lr)]
+                if not r.diverged:
+                    v = r.final(name).detach().to(torch.float64)
+                    out[i, j] = ((v - t).abs() / t.abs()).max()
+        return out
+
+
+def sweep(
+    setup: Callable[[], tuple[Callable[[], Tensor], list[Tensor], Mapping[str, Callable[[], Tensor]]]],
+    target: Tensor,
+    *,
+    lrs: Iterable[float],
+    optimizers: Iterable[str] = ("sgd", "momentum", "adam"),
+    steps: int,
+    **fit_kwargs,
+) -> SweepResult:
+    """Run :func:`fit` from a fresh start for every optimizer and learning rate.
+
+    ``setup()`` is called once per run and must build new parameters, so runs do not
+    share state; diverged runs are recorded (see :attr:`FitResult.diverged`), never
+    raised.
+
+    Args:
+        setup: zero-argument callable returning ``(predict, params, track)`` as taken
+            by :func:`fit` (``track`` may be empty).
+        target: the tensor the prediction should match.
+        lrs: learning rates, each positive.
+        optimizers: names accepted by :func:`make_optimizer`. Default:
+            ``('sgd', 'momentum', 'adam')``.
+        steps: optimizer updates per run.
+        **fit_kwargs: passed on to :func:`fit` (``momentum``, ``loss_fn``, ``max_loss``...).
+
+    Returns:
+        A :class:`SweepResult` with ``len(optimizers) * len(lrs)`` runs.
+
+    Raises:
+        ValueError: if ``lrs`` or ``optimizers`` is empty, or as :func:`fit` for an
+            invalid optimizer name, learning rate or ``steps``.
+
+    Example:
+        >>> x = torch.randn(1, 1, 40, dtype=torch.float64)
+        >>> y = sigma.blur1d(x, 2.0)
+        >>> def setup():
+        ...     s = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        ...     return (lambda: sigma.blur1d(x, s.exp())), [s], {'sigma': lambda: s.exp()}
+        >>> res = sweep(setup, y, lrs=[0.1, 1.0], optimizers=['sgd'], steps=50)
+        >>> res.relative_error('sigma', 2.0).shape
+        torch.Size([1, 2])
+    """
+    lrs = tuple(float(lr) for lr in lrs)
+    optimizers = tuple(optimizers)
+    if not lrs or not optimizers:
+        raise ValueError(f"lrs and optimizers must not be empty, got lrs={lrs}, optimizers={optimizers}")
+    for o in optimizers:
+        if o not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got optimizer={o!r}")
+    runs: dict[tuple[str, float], FitResult] = {}
+    for o in optimizers:
+        for lr in lrs:
+            predict, params, track = setup()
+            runs[(o, lr)] = fit(
+                predict, params, target, steps=steps, lr=lr, optimizer=o, track=track, **fit_kwargs
+            )
+    return SweepResult(optimizers, lrs, runs)
+
+
+def steps_to_tolerance(values: Tensor, truth: float | Tensor, tol: float) -> int | None:
+    r"""First step from which the relative error :math:`|v - v^*| / |v^*|` stays at most ``tol``.
+
+    Args:
+        values: a trajectory, shape ``(T,)`` or ``(T, ...)`` (e.g. ``FitResult.tracked['sigma']``);
+            for trailing dimensions the largest error over them counts.
+        truth: the true value ``v*``, nonzero, broadcastable to ``values[0]``.
+        tol: the tolerance, positive.
+
+    Returns:
+        The smallest ``n`` such that every step ``>= n`` is within ``tol``, or None if
+        the last step is not.
+
+    Raises:
+        ValueError: if ``values`` is empty or ``tol`` is not positive.
+
+    Example:
+        >>> steps_to_tolerance(torch.tensor([1.0, 2.5, 1.9, 2.01, 2.0]), 2.0, 0.01)
+        3
+    """
+    if values.numel() == 0:
+        raise ValueError("values must not be empty")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive finite number, got tol={tol!r}")
+    v = values.detach().to(torch.float64)
+    t = torch.as_tensor(truth, dtype=torch.float64)
+    err = ((v - t).abs() / t.abs()).reshape(v.shape[0], -1).amax(1)
+    bad = (~(err <= tol)).nonzero()
+    if bad.numel() == 0:
+        return 0
+    last_bad = int(bad[-1])
+    return None if last_bad == v.shape[0] - 1 else last_bad + 1

@@ -111,18 +111,107 @@ def blur2d_local_sphere(
         bad = d[~(torch.isfinite(d) & (d > 0))][0].item()
         raise ScaleError(f"sigma_map must be finite and > 0 everywhere, got an entry {bad}")
     h = radius_for(float(d.max()), std_devs, "sigma_map") if radius is None else check_radius(radius)
-    k = 2 * h + 1
-    H, W = x.shape[-2:]
-    t = torch.arange(-h, h + 1, dtype=x.dtype, device=x.device)
-    a = torch.exp(-0.5 * (t / smap.unsqueeze(-1)) ** 2)  # (B, 1|C, H, W, k)
-    a = a / a.sum(-1, keepdim=True)
     xp = pad_axis(pad_axis(x, h, h, padding_mode, -2), h, h, padding_mode, -1)
+    return _LocalSphere.apply(xp, smap, h)
+
+
+def _local_weights(smap: Tensor, h: int) -> tuple[Tensor, Tensor]:
+    """Normalized 1D weights per pixel, ``(k, B, Cs, H, W)``, and the offsets ``-h..h``."""
+    t = torch.arange(-h, h + 1, dtype=smap.dtype, device=smap.device)
+    a = torch.exp(-0.5 * (t.view(-1, 1, 1, 1, 1) / smap.unsqueeze(0)) ** 2)
+    return a / a.sum(0, keepdim=True), t
+
+
+def _local_sphere_reference(xp: Tensor, smap: Tensor, h: int) -> Tensor:
+    """Plain-autograd form of :class:`_LocalSphere` (row loop over windowed views).
+
+    Used for higher-order derivatives; memory ``O(N * k)``.
+    """
+    k = 2 * h + 1
+    H = xp.shape[-2] - 2 * h
+    a, _ = _local_weights(smap, h)
+    ax = a.movedim(0, -1)  # (B, Cs, H, W, k)
     y = None
     for dy in range(k):
-        inner = (_row_windows(xp, dy, H, k) * a).sum(-1)
-        term = a[..., dy] * inner
+        term = a[dy] * (_row_windows(xp, dy, H, k) * ax).sum(-1)
         y = term if y is None else y + term
     return y
+
+
+class _LocalSphere(torch.autograd.Function):
+    r"""Per-pixel isotropic blur of a padded input, with an analytic gradient in σ.
+
+    Forward: ``y_p = sum_d a_p(d_y) a_p(d_x) xp[p + d]`` as ``k^2`` shifted, weighted
+    in-place accumulations over whole images (memory ``O(N)`` beyond the weights).
+
+    Backward: the input gradient scatters ``g_p a_p(d_y) a_p(d_x)`` back along the same
+    shifts; for σ, with :math:`v_p = \sum_t a_p(t) t^2`,
+
+    .. math:: \partial y_p / \partial\sigma_p = (M_p - 2 v_p y_p) / \sigma_p^3,
+        \quad M_p = \sum_d a_p(d_y) a_p(d_x) (d_y^2 + d_x^2)\, xp[p + d].
+
+    Higher-order derivatives recompute through :func:`_local_sphere_reference`.
+    """
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, smap: Tensor, h: int) -> Tensor:
+        k = 2 * h + 1
+        H, W = xp.shape[-2] - 2 * h, xp.shape[-1] - 2 * h
+        a, _ = _local_weights(smap, h)
+        y = torch.zeros(xp.shape[:-2] + (H, W), dtype=xp.dtype, device=xp.device)
+        row = torch.empty_like(y)
+        for dy in range(k):
+            rows = xp.narrow(-2, dy, H)
+            torch.mul(rows.narrow(-1, 0, W), a[0], out=row)
+            for dx in range(1, k):
+                row.addcmul_(rows.narrow(-1, dx, W), a[dx])
+            y.addcmul_(row, a[dy])
+        ctx.save_for_backward(xp, smap, y)
+        ctx.h = h
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        xp, smap, y = ctx.saved_tensors
+        h = ctx.h
+        if torch.is_grad_enabled():  # double backward: differentiate the reference form
+            need = ctx.needs_input_grad[:2]
+            out = _local_sphere_reference(xp, smap, h)
+            inputs = [t for t, n in zip((xp, smap), need, strict=True) if n]
+            grads = iter(torch.autograd.grad(out, inputs, g, create_graph=True))
+            return tuple(next(grads) if n else None for n in need) + (None,)
+        k = 2 * h + 1
+        H, W = g.shape[-2:]
+        a, t = _local_weights(smap, h)
+        gxp = gs = None
+        if ctx.needs_input_grad[0]:
+            gxp = torch.zeros_like(xp)
+            tmp = torch.empty_like(g)
+            for dy in range(k):
+                torch.mul(g, a[dy], out=tmp)
+                rows = gxp.narrow(-2, dy, H)
+                for dx in range(k):
+                    rows.narrow(-1, dx, W).addcmul_(tmp, a[dx])
+        if ctx.needs_input_grad[1]:
+            at2 = a * (t * t).view(-1, 1, 1, 1, 1)  # a(t) t^2
+            v = at2.sum(0)
+            m = torch.zeros_like(g)
+            i_row = torch.empty_like(g)
+            j_row = torch.empty_like(g)
+            for dy in range(k):
+                rows = xp.narrow(-2, dy, H)
+                torch.mul(rows.narrow(-1, 0, W), a[0], out=i_row)
+                torch.mul(rows.narrow(-1, 0, W), at2[0], out=j_row)
+                for dx in range(1, k):
+                    win = rows.narrow(-1, dx, W)
+                    i_row.addcmul_(win, a[dx])
+                    j_row.addcmul_(win, at2[dx])
+                m.addcmul_(i_row, at2[dy]).addcmul_(j_row, a[dy])
+            dyds = (m - 2 * v * y) / smap**3
+            gs = g * dyds
+            if smap.shape[1] == 1 and g.shape[1] != 1:
+                gs = gs.sum(1, keepdim=True)
+        return gxp, gs, None
 
 
 def _full_row(xp: Tensor, prec: Tensor, dy: int, hy: int, H: int, tx: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,11 +16,16 @@ from torch import Tensor
 __all__ = [
     "use_book_style",
     "plot_signals",
+    "plot_kernels",
     "plot_recovery_1d",
     "plot_recovery_2d",
     "plot_fit_history",
     "show_image",
+    "show_images",
     "draw_cov_ellipse",
+    "plot_sweep_errors",
+    "plot_sweep_heatmap",
+    "plot_explorer",
 ]
 
 
@@ -70,6 +75,47 @@ def plot_signals(
         ax.plot(s.detach().cpu().reshape(-1).numpy(), label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if len(signals) > 1:
+        ax.legend()
+    return ax
+
+
+def plot_kernels(
+    kernels: Mapping[str, Tensor],
+    *,
+    title: str,
+    ax=None,
+    ylabel: str = "weight g[t]",
+):
+    """Plot 1D kernels against their tap offsets ``t = -h, ..., h``, all centred on 0.
+
+    Kernels of different sizes share one axis, so truncation and width compare at a
+    glance; each tap is marked, since a kernel only exists at integer offsets.
+
+    Args:
+        kernels: legend label mapped to a kernel of shape ``(2h+1,)`` (any odd length).
+        title: the axis title (state σ there).
+        ax: axis to draw on. Default: None (a new figure).
+        ylabel: y-axis label. Default: ``'weight g[t]'``.
+
+    Returns:
+        The matplotlib axis.
+
+    Raises:
+        ValueError: if ``kernels`` is empty or a kernel is not 1D with an odd length.
+    """
+    if not kernels:
+        raise ValueError("kernels must not be empty")
+    for label, k in kernels.items():
+        if k.dim() != 1 or k.numel() % 2 != 1:
+            raise ValueError(f"kernels[{label!r}] must be 1D with an odd length, got shape {tuple(k.shape)}")
+    plt = _plt()
+    ax = ax or plt.subplots()[1]
+    for label, k in kernels.items():
+        h = (k.numel() - 1) // 2
+        ax.plot(range(-h, h + 1), k.detach().cpu().numpy(), "o-", ms=4, label=label)
+    ax.set(title=title, xlabel="offset t (pixels)", ylabel=ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(kernels) > 1:
         ax.legend()
     return ax
 
@@ -221,3 +267,277 @@ def draw_cov_ellipse(
     circle = torch.stack([torch.cos(t), torch.sin(t)])  # (2, 200)
     pts = evecs @ (evals.sqrt().unsqueeze(1) * circle) * n_std  # rows: (row, col)
     return ax.plot(center[0] + pts[1].numpy(), center[1] + pts[0].numpy(), **kwargs)[0]
+
+
+def plot_explorer(
+    x: Tensor,
+    sigma: float,
+    *,
+    sigma_true: float = 3.0,
+    std_devs: float = 2.0,
+    kernel: str = "sampled",
+    padding_mode: str = "zeros",
+    sigma_range: tuple[float, float] = (0.3, 10.0),
+    num: int = 97,
+):
+    r"""The explorer's figure: kernel, blurred signal, loss and gradient for one σ.
+
+    Unlike the other helpers this one evaluates the model itself, so that the explorer
+    chapter's interactive cell and its static figure draw through the same code. The
+    target is ``blur1d(x, sigma_true)`` and the prediction ``blur1d(x, sigma)``, both
+    with the given ``std_devs``, ``kernel`` and ``padding_mode``; the loss is
+    :math:`L = \tfrac12\,\mathrm{mean}((\hat y - y)^2)` (:func:`sigma.half_mse`) and the
+    gradient is :math:`\partial L / \partial s = \sigma\, \partial L / \partial \sigma` with
+    :math:`s = \log \sigma`, by autograd.
+    Loss and gradient are drawn over ``num`` log-spaced σ in ``sigma_range`` (each with
+    its own kernel size, so the kernel-size jumps show) with the chosen σ marked.
+
+    Args:
+        x: the input signal, shape ``(L,)`` or ``(1, 1, L)``, floating point.
+        sigma: the σ to show, in pixels.
+        sigma_true: σ of the target blur. Default: 3.0.
+        std_devs: kernel truncation in standard deviations. Default: 2.0.
+        kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
+            Default: ``'zeros'``.
+        sigma_range: ``(low, high)`` σ range of the loss and gradient curves. Default:
+            ``(0.3, 10.0)``.
+        num: number of σ on the curves. Default: 97.
+
+    Returns:
+        The matplotlib figure, four axes: kernel, signals, loss, gradient.
+
+    Raises:
+        ValueError: if ``x`` is not one signal of shape ``(L,)`` or ``(1, 1, L)``, if
+            ``sigma_range`` is not ``0 < low < high``, or ``num < 2``; the blur's own
+            checks (σ, ``std_devs``, ``kernel``, ``padding_mode``) apply too.
+    """
+    from .blur import blur1d
+    from .fit import half_mse
+    from .kernels import gauss1d
+
+    plt = _plt()
+    if not isinstance(x, Tensor) or not (x.dim() == 1 or (x.dim() == 3 and x.shape[:2] == (1, 1))):
+        raise ValueError(f"x must be one signal of shape (L,) or (1, 1, L), got {getattr(x, 'shape', x)!r}")
+    low, high = (float(v) for v in sigma_range)
+    if not 0 < low < high:
+        raise ValueError(f"sigma_range must satisfy 0 < low < high, got sigma_range={sigma_range!r}")
+    if num < 2:
+        raise ValueError(f"num must be at least 2, got num={num!r}")
+    x = x.detach().reshape(1, 1, -1)
+    opts = {"std_devs": std_devs, "padding_mode": padding_mode, "kernel": kernel}
+    target = blur1d(x, sigma_true, **opts)
+
+    def loss_grad(value: float) -> tuple[float, float, Tensor]:
+        # dL/ds = σ dL/dσ; differentiating at σ itself (not at exp(log σ), which can round
+        # across a kernel-size jump) keeps L exactly 0 at σ = sigma_true.
+        sig = torch.tensor(value, dtype=x.dtype, requires_grad=True)
+        pred = blur1d(x, sig, **opts)
+        loss = half_mse(pred, target)
+        (grad,) = torch.autograd.grad(loss, sig)
+        return float(loss.detach()), value * float(grad), pred.detach()
+
+    loss, grad, pred = loss_grad(float(sigma))
+    grid = torch.logspace(math.log10(low), math.log10(high), num, dtype=torch.float64).tolist()
+    curves = torch.tensor([loss_grad(v)[:2] for v in grid], dtype=torch.float64)
+    g = gauss1d(float(sigma), std_devs, kernel=kernel, dtype=torch.float64)
+    h = (g.numel() - 1) // 2
+
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.0))
+    ax = axes[0, 0]
+    ax.stem(torch.arange(-h, h + 1).numpy(), g.numpy(), basefmt=" ")
+    ax.set(
+        title=f"kernel ({kernel}): σ = {sigma:.2f}, h = {h} ({2 * h + 1} taps)",
+        xlabel="offset t (pixels)",
+        ylabel="weight g[t]",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    plot_signals(
+        {
+            "input x": x,
+            f"target (σ = {sigma_true:g})": target,
+            f"prediction (σ = {sigma:.2f})": pred,
+        },
+        title=f"blurred signal, '{padding_mode}' padding",
+        ax=axes[0, 1],
+    )
+    axes[0, 1].lines[0].set(color="0.75", lw=0.8)
+    axes[0, 1].legend(loc="best")
+    for ax, col, name, value in (
+        (axes[1, 0], 0, "loss L", f"L = {loss:.3e}"),
+        (axes[1, 1], 1, "gradient ∂L/∂s", f"∂L/∂s = {grad:+.3e}"),
+    ):
+        ax.plot(grid, curves[:, col].numpy(), color="C0", label=name)
+        ax.plot([float(sigma)], [(loss, grad)[col]], "o", color="C1", label=f"σ = {sigma:.2f}")
+        ax.axvline(sigma_true, ls=":", color="k", label=f"true σ = {sigma_true:g}")
+        ax.set_xscale("log")
+        ax.set(title=f"{name} over σ: {value}", xlabel="σ (pixels, log scale)", ylabel=name)
+        ax.legend(loc="best")
+    axes[1, 1].axhline(0.0, color="0.5", lw=0.8)
+    fig.suptitle(f"Explorer: σ = {sigma:.2f} against a target blurred with σ = {sigma_true:g}")
+    return fig
+
+
+def _sweep_table(lrs: Sequence[float], errors: Tensor, labels: Sequence[str]) -> Tensor:
+    e = torch.as_tensor(errors, dtype=torch.float64).detach().cpu()
+    if e.dim() != 2 or e.shape != (len(labels), len(lrs)):
+        raise ValueError(
+            f"errors must have shape (len(labels), len(lrs)) = ({len(labels)}, {len(lrs)}), "
+            f"got shape {tuple(e.shape)}"
+        )
+    return e
+
+
+def plot_sweep_errors(
+    ax,
+    lrs: Sequence[float],
+    errors: Tensor,
+    *,
+    labels: Sequence[str],
+    title: str,
+    floor: float = 1e-16,
+    diverged_at: float = 1e2,
+    vlines: Mapping[str, float] | None = None,
+    ylabel: str = "final relative error |σ − σ*| / σ*",
+):
+    """Final error against learning rate on log-log axes, one line per row of ``errors``.
+
+    Diverged runs (``nan`` entries, as :meth:`sigma.fit.SweepResult.relative_error`
+    returns them) are drawn as ``x`` markers on a dotted line at ``diverged_at``;
+    errors below ``floor`` (exact recoveries included) are drawn at ``floor``, since a
+    log axis cannot show zero.
+
+    Args:
+        ax: the matplotlib axis to draw on.
+        lrs: the learning rates, length N.
+        errors: final errors, shape ``(R, N)``; ``nan`` marks a diverged run.
+        labels: one legend label per row, length R.
+        title: the axis title.
+        floor: smallest error drawn. Default: 1e-16.
+        diverged_at: height of the diverged markers. Default: 100.
+        vlines: legend label mapped to a learning rate, each drawn as a dashed
+            vertical line (e.g. a predicted threshold). Default: None.
+        ylabel: the y-axis label. Default: the relative error of σ.
+
+    Returns:
+        The axis.
+
+    Raises:
+        ValueError: if ``errors`` is not of shape ``(len(labels), len(lrs))``.
+    """
+    e = _sweep_table(lrs, errors, labels)
+    x = torch.as_tensor(list(lrs), dtype=torch.float64)
+    for i, label in enumerate(labels):
+        row = e[i]
+        ok = ~torch.isnan(row)
+        ax.plot(x[ok].numpy(), row[ok].clamp_min(floor).numpy(), "o-", color=f"C{i}", ms=4, label=label)
+        if bool((~ok).any()):
+            ax.plot(x[~ok].numpy(), [diverged_at] * int((~ok).sum()), "x", color=f"C{i}", ms=7, mew=2)
+    ax.axhline(diverged_at, ls=":", color="0.5", lw=0.8, label="diverged (×)")
+    for j, (label, lr) in enumerate((vlines or {}).items()):
+        ax.axvline(float(lr), ls="--", color=f"C{len(labels) + j}", lw=1.2, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(title=title, xlabel="learning rate", ylabel=ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_sweep_heatmap(
+    ax,
+    lrs: Sequence[float],
+    errors: Tensor,
+    *,
+    row_labels: Sequence[str],
+    title: str,
+    floor: float = 1e-16,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    ylabel: str = "optimizer, parameterization",
+):
+    """Heatmap of ``log10`` final error: rows (e.g. optimizer and parameterization) by learning rate.
+
+    Diverged runs (``nan`` entries) are shown as grey cells with an ``x``; errors below
+    ``floor`` are drawn at ``floor``. A colorbar labels the scale.
+
+    Args:
+        ax: the matplotlib axis to draw on.
+        lrs: the learning rates (columns), length N.
+        errors: final errors, shape ``(R, N)``; ``nan`` marks a diverged run.
+        row_labels: one label per row, length R.
+        title: the axis title.
+        floor: smallest error drawn. Default: 1e-16.
+        vmin, vmax: color limits in ``log10`` units. Default: None (data range).
+        ylabel: the y-axis label. Default: ``'optimizer, parameterization'``.
+
+    Returns:
+        The image returned by ``imshow``.
+
+    Raises:
+        ValueError: if ``errors`` is not of shape ``(len(row_labels), len(lrs))``.
+    """
+    plt = _plt()
+    e = _sweep_table(lrs, errors, row_labels)
+    z = e.clamp_min(floor).log10()
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    im = ax.imshow(z.numpy(), cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
+    for i, j in torch.isnan(e).nonzero().tolist():
+        ax.text(j, i, "×", ha="center", va="center", color="0.3", fontsize=9)
+    ax.set_xticks(range(len(lrs)), [f"{float(f'{float(lr):.2g}'):g}" for lr in lrs], rotation=90)
+    ax.set_yticks(range(len(row_labels)), list(row_labels))
+    ax.set(title=title, xlabel="learning rate", ylabel=ylabel)
+    ax.grid(False)
+    plt.colorbar(im, ax=ax, label="log10 final relative error")
+    return im
+
+
+def show_images(
+    panels: Mapping[str, Tensor],
+    *,
+    title: str | None = None,
+    ncols: int | None = None,
+    cmap: str | Mapping[str, str] = "gray",
+    clim: tuple[float, float] | Mapping[str, tuple[float, float]] | None = None,
+    size: float = 2.6,
+):
+    """Draw several images in a grid, each with its title, pixel axes and its own colorbar.
+
+    Args:
+        panels: panel title -> image of shape ``(H, W)`` (or with leading singleton
+            dimensions, e.g. ``(1, 1, H, W)``), drawn row by row in the mapping's order.
+        title: figure title (state σ where relevant). Default: None.
+        ncols: panels per row. Default: None (all in one row).
+        cmap: one colormap for every panel, or panel title -> colormap (panels not
+            listed use ``'gray'``). Default: ``'gray'``.
+        clim: color limits: None (each panel its own data range), one ``(vmin, vmax)``
+            pair for every panel, or panel title -> pair (others use their data range).
+            Default: None.
+        size: width of one panel in inches. Default: 2.6.
+
+    Returns:
+        The matplotlib figure; unused grid cells are hidden.
+
+    Raises:
+        ValueError: if ``panels`` is empty or ``ncols`` is not a positive int.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one image, got an empty mapping")
+    n = len(panels)
+    ncols = n if ncols is None else ncols
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int, got ncols={ncols!r}")
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    plt = _plt()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, 0.9 * size * nrows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (name, img) in zip(flat, panels.items(), strict=False):
+        cm = cmap.get(name, "gray") if isinstance(cmap, Mapping) else cmap
+        lim = clim.get(name) if isinstance(clim, Mapping) else clim
+        kwargs = {} if lim is None else {"vmin": float(lim[0]), "vmax": float(lim[1])}
+        show_image(ax, img, title=name, cmap=cm, **kwargs)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig

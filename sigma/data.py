@@ -1,0 +1,317 @@
+r"""Sample images, σ maps and synthetic tasks shared by the book's chapters.
+
+Everything here is deterministic given a :class:`torch.Generator` and needs no network:
+the photograph comes from the sample data that ships inside matplotlib.
+
+* :func:`sample_image`: a real photograph as a grayscale ``(1, 1, H, W)`` tensor in [0, 1].
+* :func:`ramp_map`, :func:`disc_map`: spatially varying σ maps for
+  :func:`sigma.blur2d_local_sphere`.
+* :func:`gradient_task`, :func:`two_scale_task`: input/target pairs whose right
+  receptive-field size is known, for learning σ inside a network.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_choice, check_positive_real, check_radius
+from .blur import blur2d_sphere
+from .local import blur2d_local_sphere
+
+__all__ = [
+    "SAMPLE_IMAGES",
+    "sample_image",
+    "ramp_map",
+    "disc_map",
+    "x_derivative_filter",
+    "gradient_task",
+    "two_scale_task",
+]
+
+#: Names accepted by :func:`sample_image`, mapped to files of matplotlib's sample data.
+SAMPLE_IMAGES = frozenset({"grace_hopper"})
+_FILES = {"grace_hopper": "grace_hopper.jpg"}
+
+# ITU-R BT.601 luma weights for RGB -> gray.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _check_size(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
+    return int(value)
+
+
+def sample_image(
+    name: str = "grace_hopper",
+    *,
+    size: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Load a photograph from matplotlib's sample data as a grayscale image in [0, 1].
+
+    The RGB photograph is converted to luma (ITU-R BT.601 weights). With ``size``
+    it is center-cropped to a square and downsampled by area averaging (each output
+    pixel is the mean of the input pixels it covers), so no aliasing is added.
+    Nothing is downloaded: the file ships inside the installed matplotlib.
+
+    Args:
+        name: which image, one of :data:`SAMPLE_IMAGES`. Default: ``'grace_hopper'``
+            (a 600 x 512 portrait of Grace Hopper).
+        size: side of the square output in pixels, at most the shorter side of the
+            photograph; None keeps the full rectangular image. Default: None.
+        dtype: floating-point dtype of the result. Default: ``torch.float64``.
+        device: device of the result. Default: None (CPU).
+
+    Returns:
+        The image, shape ``(1, 1, H, W)`` (``(1, 1, size, size)`` with ``size``),
+        values in [0, 1].
+
+    Raises:
+        ValueError: if ``name`` is unknown or ``size`` is not a positive int no larger
+            than the photograph.
+        TypeError: if ``dtype`` is not a floating-point dtype.
+
+    Example:
+        >>> img = sample_image(size=64)
+        >>> img.shape, img.dtype, bool(0 <= img.min() and img.max() <= 1)
+        (torch.Size([1, 1, 64, 64]), torch.float64, True)
+    """
+    check_choice(name, SAMPLE_IMAGES, "name")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    import matplotlib.cbook as cbook
+    import matplotlib.image as mpimg
+
+    rgb = mpimg.imread(cbook.get_sample_data(_FILES[name], asfileobj=False))
+    rgb = torch.from_numpy(rgb.copy()).to(torch.float64)
+    if rgb.max() > 1:
+        rgb = rgb / 255.0
+    gray = sum(w * rgb[..., i] for i, w in enumerate(_LUMA))
+    img = gray[None, None]
+    if size is not None:
+        size = _check_size(size, "size")
+        H, W = img.shape[-2:]
+        side = min(H, W)
+        if size > side:
+            raise ValueError(f"size must be at most {side} for {name!r}, got size={size}")
+        top, left = (H - side) // 2, (W - side) // 2
+        img = F.interpolate(img[..., top : top + side, left : left + side], size=(size, size), mode="area")
+    return img.clamp(0.0, 1.0).to(dtype=dtype, device=device)
+
+
+def ramp_map(
+    height: int,
+    width: int,
+    lo: float,
+    hi: float,
+    *,
+    axis: str = "x",
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """A σ map that grows linearly from ``lo`` to ``hi`` across the image.
+
+    Args:
+        height, width: size of the map in pixels.
+        lo: σ at the first column (``axis='x'``) or row (``axis='y'``), positive.
+        hi: σ at the last column or row, positive.
+        axis: ``'x'`` (left to right) or ``'y'`` (top to bottom). Default: ``'x'``.
+        dtype, device: of the result. Default: ``torch.float64``, CPU.
+
+    Returns:
+        The map, shape ``(1, 1, height, width)``.
+
+    Raises:
+        ValueError: if a size is not a positive int, ``lo``/``hi`` is not positive
+            and finite, or ``axis`` is unknown.
+
+    Example:
+        >>> ramp_map(2, 5, 1.0, 3.0)[0, 0, 0]
+        tensor([1.0000, 1.5000, 2.0000, 2.5000, 3.0000], dtype=torch.float64)
+    """
+    height, width = _check_size(height, "height"), _check_size(width, "width")
+    lo, hi = check_positive_real(lo, "lo"), check_positive_real(hi, "hi")
+    check_choice(axis, frozenset({"x", "y"}), "axis")
+    n = width if axis == "x" else height
+    t = torch.linspace(lo, hi, n, dtype=dtype, device=device)
+    m = t.expand(height, width) if axis == "x" else t[:, None].expand(height, width)
+    return m.reshape(1, 1, height, width).clone()
+
+
+def disc_map(
+    height: int,
+    width: int,
+    inside: float,
+    outside: float,
+    *,
+    radius: float | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """A two-region σ map: ``inside`` on a centered disc, ``outside`` elsewhere.
+
+    A pixel ``(i, j)`` is inside when its distance to the image center
+    ``((height - 1) / 2, (width - 1) / 2)`` is at most ``radius``.
+
+    Args:
+        height, width: size of the map in pixels.
+        inside: σ on the disc, positive.
+        outside: σ off the disc, positive.
+        radius: disc radius in pixels. Default: None (a quarter of the shorter side).
+        dtype, device: of the result. Default: ``torch.float64``, CPU.
+
+    Returns:
+        The map, shape ``(1, 1, height, width)``.
+
+    Raises:
+        ValueError: if a size is not a positive int or a σ/``radius`` is not positive
+            and finite.
+
+    Example:
+        >>> disc_map(5, 5, 1.0, 3.0, radius=1.0)[0, 0]
+        tensor([[3., 3., 3., 3., 3.],
+                [3., 3., 1., 3., 3.],
+                [3., 1., 1., 1., 3.],
+                [3., 3., 1., 3., 3.],
+                [3., 3., 3., 3., 3.]], dtype=torch.float64)
+    """
+    height, width = _check_size(height, "height"), _check_size(width, "width")
+    inside, outside = check_positive_real(inside, "inside"), check_positive_real(outside, "outside")
+    r = min(height, width) / 4 if radius is None else check_positive_real(radius, "radius")
+    i = torch.arange(height, dtype=dtype, device=device)[:, None] - (height - 1) / 2
+    j = torch.arange(width, dtype=dtype, device=device)[None, :] - (width - 1) / 2
+    on = i**2 + j**2 <= r**2
+    m = torch.full((height, width), outside, dtype=dtype, device=device).masked_fill(on, inside)
+    return m.reshape(1, 1, height, width)
+
+
+def x_derivative_filter(
+    *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Tensor:
+    r"""The 3 x 3 central difference along x, as a ``conv2d`` weight.
+
+    ``F.conv2d(x, w, padding=1)`` gives :math:`\tfrac12 (x[i, j+1] - x[i, j-1])`, the
+    derivative along the columns (``conv2d`` correlates, it does not flip).
+
+    Returns:
+        The filter, shape ``(1, 1, 3, 3)``.
+
+    Example:
+        >>> x_derivative_filter()[0, 0, 1]
+        tensor([-0.5000,  0.0000,  0.5000], dtype=torch.float64)
+    """
+    w = torch.zeros(1, 1, 3, 3, dtype=dtype, device=device)
+    w[0, 0, 1, 0], w[0, 0, 1, 2] = -0.5, 0.5
+    return w
+
+
+def gradient_task(
+    batch: int,
+    size: int,
+    sigma: float,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Tensor, Tensor]:
+    r"""White-noise images and their x-derivative at scale σ: a task of known scale.
+
+    The target is :math:`y = D_x * (g_\sigma * x)`, the central difference
+    (:func:`x_derivative_filter`) of the isotropic blur :func:`sigma.blur2d_sphere`
+    with zero padding, i.e. a smoothed gradient. Each output pixel depends on a
+    ``(2h + 3) x (2h + 3)`` neighbourhood with ``h = ceil(2 σ)``, so a 3 x 3
+    convolution alone cannot compute it, while :class:`sigma.GaussConv2d` with
+    ``kernel_size=3`` represents it exactly (σ equal to the task's, weight equal to
+    the difference filter, zero bias).
+
+    Args:
+        batch: number of images B.
+        size: side S of the square images in pixels.
+        sigma: the task's scale σ in pixels, positive.
+        generator: random generator for the noise. Default: None (torch's global one).
+        dtype: floating-point dtype. Default: ``torch.float64``.
+
+    Returns:
+        ``(x, y)``: inputs of shape ``(B, 1, S, S)`` with independent standard normal
+        pixels, and targets of the same shape.
+
+    Raises:
+        ValueError: if ``batch``/``size`` is not a positive int or ``sigma`` is not
+            positive and finite.
+
+    Example:
+        >>> x, y = gradient_task(4, 16, 2.0, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, y.shape
+        (torch.Size([4, 1, 16, 16]), torch.Size([4, 1, 16, 16]))
+    """
+    batch, size = _check_size(batch, "batch"), _check_size(size, "size")
+    sigma = check_positive_real(sigma, "sigma")
+    x = torch.randn(batch, 1, size, size, generator=generator, dtype=dtype)
+    y = F.conv2d(blur2d_sphere(x, sigma), x_derivative_filter(dtype=dtype), padding=1)
+    return x, y
+
+
+def two_scale_task(
+    batch: int,
+    size: int,
+    sigmas: tuple[float, float] = (1.0, 3.0),
+    *,
+    radius: int = 8,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Noise to be blurred at one of two scales, with a cue channel saying which where.
+
+    Each image is split by a random straight line through a point near its center
+    (random orientation). Channel 0 of the input is white noise; channel 1 is the
+    cue, 1 on one side of the line and 0 on the other. The target is the noise
+    blurred per pixel (:func:`sigma.blur2d_local_sphere`, zero padding, half-size
+    ``radius``) with σ = ``sigmas[0]`` where the cue is 0 and ``sigmas[1]`` where it
+    is 1. The right receptive field therefore changes from pixel to pixel, and the
+    input tells where: a task for :class:`sigma.DynamicBlur2d`.
+
+    Args:
+        batch: number of images B.
+        size: side S of the square images in pixels.
+        sigmas: σ where the cue is 0 and where it is 1, both positive.
+            Default: (1.0, 3.0).
+        radius: shared half-size of the per-pixel kernels. Default: 8.
+        generator: random generator. Default: None (torch's global one).
+        dtype: floating-point dtype. Default: ``torch.float64``.
+
+    Returns:
+        ``(x, y, sigma_map)``: inputs ``(B, 2, S, S)`` (noise, cue), targets
+        ``(B, 1, S, S)`` and the true σ per pixel ``(B, 1, S, S)``.
+
+    Raises:
+        ValueError: if ``batch``/``size`` is not a positive int, ``radius`` is out of
+            range, or ``sigmas`` is not a pair of positive finite numbers.
+        TypeError: if ``radius`` is not an int.
+
+    Example:
+        >>> x, y, smap = two_scale_task(2, 16, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, y.shape, sorted(smap.unique().tolist())
+        (torch.Size([2, 2, 16, 16]), torch.Size([2, 1, 16, 16]), [1.0, 3.0])
+    """
+    batch, size = _check_size(batch, "batch"), _check_size(size, "size")
+    radius = check_radius(radius)
+    if not isinstance(sigmas, (tuple, list)) or len(sigmas) != 2:
+        raise ValueError(f"sigmas must be a pair (sigma_0, sigma_1), got sigmas={sigmas!r}")
+    s0 = check_positive_real(sigmas[0], "sigmas[0]")
+    s1 = check_positive_real(sigmas[1], "sigmas[1]")
+    noise = torch.randn(batch, 1, size, size, generator=generator, dtype=dtype)
+    angle = torch.rand(batch, 1, 1, generator=generator, dtype=dtype) * (2 * math.pi)
+    shift = (torch.rand(batch, 2, 1, 1, generator=generator, dtype=dtype) - 0.5) * (size / 4)
+    c = (size - 1) / 2
+    i = torch.arange(size, dtype=dtype)[:, None] - c - shift[:, 0]
+    j = torch.arange(size, dtype=dtype)[None, :] - c - shift[:, 1]
+    cue = (j * torch.cos(angle) + i * torch.sin(angle) > 0).to(dtype).unsqueeze(1)
+    sigma_map = torch.full_like(cue, s0).masked_fill(cue > 0, s1)
+    y = blur2d_local_sphere(noise, sigma_map, radius=radius)
+    return torch.cat([noise, cue], 1), y, sigma_map
