@@ -1,0 +1,18 @@
+"""Shared fixtures for the library tests."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    """Run the tests on one intra-op thread.
+
+    The tests use tiny tensors, for which starting and synchronizing worker threads
+    costs far more than it saves (most of all on a busy two-core machine); one thread
+    also makes every floating-point reduction order fixed from run to run.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
