@@ -26,7 +26,7 @@ test-lib: install
 
 test-notebooks: install
 	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
-		-p no:doctest $(NOTEBOOKS)
+		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
 
 lint: install
 	$(VENV)/bin/ruff check sigma tests benchmarks conftest.py
@@ -37,12 +37,17 @@ book: install
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	@echo "Open _build/html/index.html"
 
+## make book-check: the same build from scratch (no cached pages), warnings as errors.
 book-check: install
-	rm -rf _build/html _build/.doctrees
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going --all
 
+## make site-test: open every page of the built site in headless Chromium, offline
+## (builds the site first if _build/html is missing), then check that the check fails
+## on deliberately broken copies of the site. Screenshots go to _build/screenshots/.
 site-test: install
 	$(PY) tests/site/check_site.py
+	SIGMA_SITE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/site/test_check_site.py
 
 ## make lab: open the book's notebooks in JupyterLab.
 lab: install

@@ -143,6 +143,17 @@ def as_scale(
     return t
 
 
+def largest(value: object, converted: Tensor) -> float:
+    """Largest scale as a Python float, from the caller's number itself when one was given.
+
+    Converting a number to a float32 tensor first could round it across a kernel-size
+    jump (``ceil(2 * 3.0000001)`` is 7, but ``float32(3.0000001)`` is exactly 3).
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return float(converted.detach().max())
+
+
 def radius_for(max_scale: float, std_devs: float, name: str = "sigma") -> int:
     """Kernel half-size ``h = max(1, ceil(std_devs * max_scale))``, refused beyond :data:`MAX_RADIUS`."""
     extent = std_devs * max_scale

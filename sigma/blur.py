@@ -30,6 +30,7 @@ from ._checks import (
     check_cov,
     check_input,
     check_positive_real,
+    largest,
     radius_for,
 )
 from ._conv import correlate2d, correlate_axis
@@ -93,7 +94,7 @@ def blur1d(
     """
     std_devs = _common(x, 3, std_devs, padding_mode, method, kernel)
     s = _scale(x, sigma, "sigma")
-    w = gauss1d(s, std_devs, kernel=kernel)
+    w = gauss1d(s, kernel=kernel, radius=radius_for(largest(sigma, s), std_devs))
     return correlate_axis(x, w, -1, padding_mode, method)
 
 
@@ -129,7 +130,7 @@ def blur2d_sphere(
     """
     std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
     s = _scale(x, sigma, "sigma")
-    w = gauss1d(s, std_devs, kernel=kernel)
+    w = gauss1d(s, kernel=kernel, radius=radius_for(largest(sigma, s), std_devs))
     y = correlate_axis(x, w, -1, padding_mode, method)
     return correlate_axis(y, w, -2, padding_mode, method)
 
@@ -169,12 +170,8 @@ def blur2d_diag(
     std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
     sy = _scale(x, sigma_y, "sigma_y")
     sx = _scale(x, sigma_x, "sigma_x")
-    wy = gauss1d(
-        sy, std_devs, kernel=kernel, radius=radius_for(float(sy.detach().max()), std_devs, "sigma_y")
-    )
-    wx = gauss1d(
-        sx, std_devs, kernel=kernel, radius=radius_for(float(sx.detach().max()), std_devs, "sigma_x")
-    )
+    wy = gauss1d(sy, kernel=kernel, radius=radius_for(largest(sigma_y, sy), std_devs, "sigma_y"))
+    wx = gauss1d(sx, kernel=kernel, radius=radius_for(largest(sigma_x, sx), std_devs, "sigma_x"))
     y = correlate_axis(x, wx, -1, padding_mode, method)
     return correlate_axis(y, wy, -2, padding_mode, method)
 
@@ -230,7 +227,7 @@ def blur2d_full(
 def _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel):
     sc = _scale(x, sigma_center, "sigma_center")
     ss = _scale(x, sigma_surround, "sigma_surround")
-    h = radius_for(max(float(sc.detach().max()), float(ss.detach().max())), std_devs, "sigma_surround")
+    h = radius_for(max(largest(sigma_center, sc), largest(sigma_surround, ss)), std_devs, "sigma_surround")
     return gauss1d(sc, kernel=kernel, radius=h), gauss1d(ss, kernel=kernel, radius=h)
 
 

@@ -30,6 +30,7 @@ from ._checks import (
     check_cov,
     check_positive_real,
     check_radius,
+    largest,
     radius_for,
 )
 
@@ -63,9 +64,9 @@ def kernel_radius(sigma: Tensor | float, std_devs: float = 2.0) -> int:
         >>> kernel_radius(3.0), kernel_radius(0.2), kernel_radius(3.0, std_devs=3)
         (6, 1, 9)
     """
-    s = as_scale(sigma, "sigma")
+    s = as_scale(sigma, "sigma", dtype=torch.float64)
     std_devs = check_positive_real(std_devs, "std_devs")
-    return radius_for(float(s.detach().max()), std_devs)
+    return radius_for(largest(sigma, s), std_devs)
 
 
 def _taps(h: int, like: Tensor) -> Tensor:
@@ -125,7 +126,7 @@ def gauss1d(
     check_choice(kernel, KERNEL_TYPES, "kernel")
     s = as_scale(sigma, "sigma", dtype=dtype, device=device)
     std_devs = check_positive_real(std_devs, "std_devs")
-    h = radius_for(float(s.detach().max()), std_devs) if radius is None else check_radius(radius)
+    h = radius_for(largest(sigma, s), std_devs) if radius is None else check_radius(radius)
     g = _profile(s, h, kernel)
     return g / g.sum(-1, keepdim=True)
 
@@ -192,8 +193,8 @@ def gauss2d_diag(
     sy = as_scale(sigma_y, "sigma_y", dtype=dtype, device=device)
     sx = as_scale(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
     std_devs = check_positive_real(std_devs, "std_devs")
-    hy = radius_for(float(sy.detach().max()), std_devs, "sigma_y")
-    hx = radius_for(float(sx.detach().max()), std_devs, "sigma_x")
+    hy = radius_for(largest(sigma_y, sy), std_devs, "sigma_y")
+    hx = radius_for(largest(sigma_x, sx), std_devs, "sigma_x")
     gy = _profile(sy, hy, kernel)
     gx = _profile(sx, hx, kernel)
     gy = gy / gy.sum(-1, keepdim=True)

@@ -101,7 +101,9 @@ def test_blur2d_sphere_matches_scipy(padding_mode, method):
         s = _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_sphere(torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, method=method)
-        _check(out, ref.blur2d_sphere(x, s, sd, padding_mode), TIGHT, f"shape={shape} sigma={s} std_devs={sd}")
+        _check(
+            out, ref.blur2d_sphere(x, s, sd, padding_mode), TIGHT, f"shape={shape} sigma={s} std_devs={sd}"
+        )
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
@@ -180,7 +182,11 @@ def test_float32_matches_reference(padding_mode, method):
         assert out.dtype == torch.float32
         _check(out, ref.blur2d_sphere(x, s, sd, padding_mode), F32, f"sphere shape={shape} sigma={s}")
         out = sigma.blur2d_diag(
-            xt, _as_torch_sigma(sy, torch.float32), _as_torch_sigma(sx, torch.float32), sd, padding_mode,
+            xt,
+            _as_torch_sigma(sy, torch.float32),
+            _as_torch_sigma(sx, torch.float32),
+            sd,
+            padding_mode,
             method=method,
         )
         _check(out, ref.blur2d_diag(x, sy, sx, sd, padding_mode), F32, f"diag shape={shape}")
@@ -201,7 +207,9 @@ def test_erf_blurs_match_correlate1d(padding_mode, method):
     rng = np.random.default_rng(11)
     for shape, s, sd in _configs_1d(12, n=3):
         x = _x(shape, rng)
-        out = sigma.blur1d(torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, kernel="erf", method=method)
+        out = sigma.blur1d(
+            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, kernel="erf", method=method
+        )
         _check(out, ref.blur1d(x, s, sd, padding_mode, kernel="erf"), TIGHT, f"shape={shape} sigma={s}")
     for shape, ch, rng2, sd in _configs_2d(13, n=2):
         s, sy, sx = _sigma(rng2, ch), _sigma(rng2, ch), _sigma(rng2, ch)
@@ -262,3 +270,32 @@ def test_dog_of_constant_is_zero_away_from_zero_padding():
     for padding_mode in ("reflect", "replicate", "circular"):
         assert sigma.dog2d(x, 1.0, 2.5, padding_mode=padding_mode).abs().max() < 1e-12
         assert sigma.dog1d(x[0], 1.0, 2.5, padding_mode=padding_mode).abs().max() < 1e-12
+
+
+# ----------------------------------------------------------------------------- memory layout
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_memory_layout_does_not_change_the_result(method):
+    x = torch.randn(3, 2, 9, 11, dtype=torch.float64)
+    views = {
+        "transposed": x.transpose(-1, -2).contiguous().transpose(-1, -2),
+        "channels_last": x.to(memory_format=torch.channels_last),
+        "sliced": torch.randn(3, 2, 9, 22, dtype=torch.float64).index_copy(-1, torch.arange(0, 22, 2), x)[
+            ..., ::2
+        ],
+    }
+    s = torch.tensor([1.3, 2.2], dtype=torch.float64)
+    cov = sigma.rotated_cov(2.0, 1.0, 0.3, dtype=torch.float64)
+    for padding_mode in MODES:
+        blurs = {
+            "sphere": lambda t, m=padding_mode: sigma.blur2d_sphere(t, s, 2, m, method=method),
+            "full": lambda t, m=padding_mode: sigma.blur2d_full(t, cov, 2, m, method=method),
+        }
+        for name, blur in blurs.items():
+            expected = blur(x)
+            for layout, v in views.items():
+                assert torch.equal(v, x)
+                torch.testing.assert_close(
+                    blur(v), expected, rtol=0, atol=1e-14, msg=f"{name} {layout} {padding_mode}"
+                )

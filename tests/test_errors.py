@@ -48,12 +48,18 @@ BAD_SCALES = {
 }
 
 
-@pytest.mark.parametrize("bad", BAD_SCALES.values(), ids=BAD_SCALES.keys())
-@pytest.mark.parametrize("taker", SCALE_TAKERS.values(), ids=SCALE_TAKERS.keys())
+# rotated_cov takes 0-dim scales only, so it gets no per-channel case
+INVALID_SCALE_CASES = [
+    pytest.param(taker, bad, id=f"{t}-{b}")
+    for t, taker in SCALE_TAKERS.items()
+    for b, bad in BAD_SCALES.items()
+    if not (t == "rotated_cov" and b == "channel_zero")
+]
+
+
+@pytest.mark.parametrize(("taker", "bad"), INVALID_SCALE_CASES)
 def test_invalid_scale_raises_scale_error_naming_it(taker, bad):
     fn, name = taker
-    if isinstance(bad, torch.Tensor) and bad.dim() == 1 and fn.__code__ is SCALE_TAKERS["rotated_cov"][0].__code__:
-        pytest.skip("rotated_cov takes 0-dim scales only")
     with pytest.raises(sigma.ScaleError, match=name) as info:
         fn(bad)
     assert isinstance(info.value, ValueError)
@@ -128,8 +134,14 @@ def test_huge_center_sigma_is_named():
 # ----------------------------------------------------------------------------- std_devs
 
 
-BAD_STD_DEVS = {"zero": (0, ValueError), "negative": (-1, ValueError), "nan": (NAN, ValueError),
-                "inf": (INF, ValueError), "bool": (True, TypeError), "str": ("2", TypeError)}
+BAD_STD_DEVS = {
+    "zero": (0, ValueError),
+    "negative": (-1, ValueError),
+    "nan": (NAN, ValueError),
+    "inf": (INF, ValueError),
+    "bool": (True, TypeError),
+    "str": ("2", TypeError),
+}
 STD_DEVS_TAKERS = {
     "blur1d": lambda sd: sigma.blur1d(X1, 1.0, sd),
     "blur2d_sphere": lambda sd: sigma.blur2d_sphere(X2, 1.0, sd),
@@ -192,8 +204,11 @@ def test_bad_input(taker):
 # ----------------------------------------------------------------------------- σ shape
 
 
-@pytest.mark.parametrize("taker", [v for k, v in SCALE_TAKERS.items() if k.startswith(("blur", "dog"))],
-                         ids=[k for k in SCALE_TAKERS if k.startswith(("blur", "dog"))])
+@pytest.mark.parametrize(
+    "taker",
+    [v for k, v in SCALE_TAKERS.items() if k.startswith(("blur", "dog"))],
+    ids=[k for k in SCALE_TAKERS if k.startswith(("blur", "dog"))],
+)
 def test_sigma_of_wrong_shape(taker):
     fn, name = taker
     with pytest.raises(ValueError, match=rf"{name} must have one value per channel.*got shape \(3,\)"):
@@ -233,6 +248,16 @@ def test_bad_covariance(taker):
         fn(torch.eye(3, dtype=f64))
     with pytest.raises(TypeError, match=name):
         fn(torch.eye(2, dtype=torch.long))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="cov_radii does not validate cov: 'math domain error' / 'too large ... nan'"
+)
+def test_cov_radii_rejects_an_invalid_covariance_naming_it():
+    with pytest.raises(ValueError, match="cov must be positive definite"):
+        sigma.cov_radii(-EYE)
+    with pytest.raises(ValueError, match="cov must be finite"):
+        sigma.cov_radii(EYE * NAN)
 
 
 def test_cov_of_wrong_leading_shape():
@@ -336,7 +361,9 @@ def test_unknown_choice(fn, option):
 )
 def test_unknown_padding_mode_elsewhere(fn):
     for bad in ("mirror", "same", "constant", "ZEROS"):
-        with pytest.raises(ValueError, match=r"padding_mode must be one of \{'circular', 'reflect', 'replicate', 'zeros'\}"):
+        with pytest.raises(
+            ValueError, match=r"padding_mode must be one of \{'circular', 'reflect', 'replicate', 'zeros'\}"
+        ):
             fn(bad)
 
 

@@ -28,7 +28,7 @@ def _recover(blur, x: torch.Tensor, steps: int) -> float:
         loss = 0.5 * torch.mean((blur(x, s.exp()) - y) ** 2)
         loss.backward()
         opt.step()
-    return float(s.exp())
+    return float(s.detach().exp())
 
 
 def test_1d_experiment_recovers_sigma():
@@ -87,6 +87,8 @@ def test_loss_is_minimal_at_the_true_sigma():
     torch.manual_seed(1337)
     x = torch.randn(1, 1, 100, dtype=f64)
     y = sigma.blur1d(x, TRUE_SIGMA, 2)
-    losses = {s: float(0.5 * torch.mean((sigma.blur1d(x, s, 2) - y) ** 2)) for s in (1.0, 2.0, 2.9, 3.0, 3.1, 4.0)}
+    losses = {
+        s: float(0.5 * torch.mean((sigma.blur1d(x, s, 2) - y) ** 2)) for s in (1.0, 2.0, 2.9, 3.0, 3.1, 4.0)
+    }
     assert losses[3.0] == 0.0
     assert losses[1.0] > losses[2.0] > losses[2.9] > 0

@@ -90,7 +90,9 @@ def test_blur2d_full_grads(method, padding_mode, per_channel):
     # a = log 0.9, b = 0.3, c = log 0.7: cov = [[0.81, 0.27], [0.27, 0.58]], radii (2, 2)
     one = [-0.10536, 0.3, -0.35667]
     p = torch.tensor([one, [0.2, -0.4, -0.5]] if per_channel else one, dtype=f64, requires_grad=True)
-    _check(lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), 2, padding_mode, method=method), (_x2(), p))
+    _check(
+        lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), 2, padding_mode, method=method), (_x2(), p)
+    )
 
 
 @pytest.mark.parametrize(("padding_mode", "per_channel"), MODE_CASES, ids=MODE_IDS)
@@ -149,12 +151,18 @@ def _tiny_cases():
     cmap = (lc[0].detach() + 0.1 * torch.randn(1, 3, 2, 3, dtype=f64)).requires_grad_()
     return {
         # separable blurs (blur2d_sphere/diag, dog*) share blur1d's per-axis FFT engine
-        "blur1d/fft/replicate": (lambda x, s: sigma.blur1d(x, s.exp(), 2, "replicate", method="fft"), (x1, ls)),
+        "blur1d/fft/replicate": (
+            lambda x, s: sigma.blur1d(x, s.exp(), 2, "replicate", method="fft"),
+            (x1, ls),
+        ),
         "blur2d_full/fft/circular": (
             lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), 2, "circular", method="fft"),
             (x2, lc),
         ),
-        "blur2d_local_sphere/reflect": (lambda x, s: sigma.blur2d_local_sphere(x, s, 2, "reflect"), (x3, smap)),
+        "blur2d_local_sphere/reflect": (
+            lambda x, s: sigma.blur2d_local_sphere(x, s, 2, "reflect"),
+            (x3, smap),
+        ),
         "blur2d_local_full/replicate": (
             lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, "replicate"),
             (x3, cmap),
@@ -180,7 +188,7 @@ def _param_check(module: torch.nn.Module, x: torch.Tensor) -> None:
     params = tuple(p.detach().clone().requires_grad_() for _, p in module.named_parameters())
 
     def fn(x, *ps):
-        return functional_call(module, dict(zip(names, ps)), (x,))
+        return functional_call(module, dict(zip(names, ps, strict=True)), (x,))
 
     _check(fn, (x, *params))
 
@@ -188,7 +196,9 @@ def _param_check(module: torch.nn.Module, x: torch.Tensor) -> None:
 @pytest.mark.parametrize("channels", [None, 2])
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_blur1d_module_grads(method, channels):
-    _param_check(sigma.Blur1d(0.8, channels=channels, padding_mode="reflect", method=method, dtype=f64), _x1())
+    _param_check(
+        sigma.Blur1d(0.8, channels=channels, padding_mode="reflect", method=method, dtype=f64), _x1()
+    )
 
 
 @pytest.mark.parametrize("channels", [None, 2])

@@ -21,7 +21,16 @@ f64 = torch.float64
 
 @pytest.mark.parametrize(
     ("s", "std_devs", "h"),
-    [(3.0, 2, 6), (3.0, 3, 9), (2.5, 2, 5), (2.51, 2, 6), (0.2, 2, 1), (0.01, 1, 1), (0.5, 2, 1), (12.0, 4, 48)],
+    [
+        (3.0, 2, 6),
+        (3.0, 3, 9),
+        (2.5, 2, 5),
+        (2.51, 2, 6),
+        (0.2, 2, 1),
+        (0.01, 1, 1),
+        (0.5, 2, 1),
+        (12.0, 4, 48),
+    ],
 )
 def test_kernel_radius_rule(s, std_devs, h):
     assert sigma.kernel_radius(s, std_devs) == h == ref.radius(s, std_devs)
@@ -56,7 +65,9 @@ def test_gauss1d_matches_the_formula():
     for s in (0.3, 1.0, 2.7, 12.0):
         for sd in (1, 2, 3, 4):
             k = sigma.gauss1d(s, sd, dtype=f64)
-            np.testing.assert_allclose(k.numpy(), ref.sampled_kernel(s, ref.radius(s, sd)), rtol=0, atol=1e-15)
+            np.testing.assert_allclose(
+                k.numpy(), ref.sampled_kernel(s, ref.radius(s, sd)), rtol=0, atol=1e-15
+            )
 
 
 def test_gauss1d_dtype_and_device_follow_arguments():

@@ -62,7 +62,9 @@ def test_logchol_is_differentiable():
 
 def test_rotated_cov_conventions():
     # angle 0: major axis along the columns (x); angle pi/2: along the rows (y)
-    torch.testing.assert_close(sigma.rotated_cov(2.0, 1.0, 0.0, dtype=f64), torch.diag(torch.tensor([1.0, 4.0], dtype=f64)))
+    torch.testing.assert_close(
+        sigma.rotated_cov(2.0, 1.0, 0.0, dtype=f64), torch.diag(torch.tensor([1.0, 4.0], dtype=f64))
+    )
     torch.testing.assert_close(
         sigma.rotated_cov(2.0, 1.0, math.pi / 2, dtype=f64), torch.diag(torch.tensor([4.0, 1.0], dtype=f64))
     )
@@ -76,7 +78,9 @@ def test_rotated_cov_matches_rotation_matrix():
     u = np.array([math.sin(th), math.cos(th)])
     v = np.array([math.cos(th), -math.sin(th)])
     expected = s1**2 * np.outer(u, u) + s2**2 * np.outer(v, v)
-    np.testing.assert_allclose(sigma.rotated_cov(s1, s2, th, dtype=f64).numpy(), expected, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(
+        sigma.rotated_cov(s1, s2, th, dtype=f64).numpy(), expected, rtol=1e-14, atol=1e-14
+    )
     evals = np.linalg.eigvalsh(expected)
     np.testing.assert_allclose(evals, [s2**2, s1**2], rtol=1e-12)
 

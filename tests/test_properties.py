@@ -38,10 +38,15 @@ def _blurs(kernel: str = "sampled", method: str = "auto"):
         "blur2d_diag": lambda x, m: sigma.blur2d_diag(x, 0.6, 2.1, 3, m, kernel=kernel, method=method),
         "blur2d_full": lambda x, m: sigma.blur2d_full(x, cov, 2, m, method=method),
         "blur2d_local_sphere": lambda x, m: sigma.blur2d_local_sphere(
-            x, 0.5 + torch.rand(x.shape[0], 1, *x.shape[-2:], dtype=f64, generator=torch.Generator().manual_seed(0)),
-            2, m,
+            x,
+            0.5
+            + torch.rand(x.shape[0], 1, *x.shape[-2:], dtype=f64, generator=torch.Generator().manual_seed(0)),
+            2,
+            m,
         ),
-        "blur2d_local_full": lambda x, m: sigma.blur2d_local_full(x, cov.expand(x.shape[0], *x.shape[-2:], 2, 2), 2, m),
+        "blur2d_local_full": lambda x, m: sigma.blur2d_local_full(
+            x, cov.expand(x.shape[0], *x.shape[-2:], 2, 2), 2, m
+        ),
     }
 
 
@@ -83,11 +88,15 @@ def test_full_kernel_sums_to_one_and_is_point_symmetric(s1, s2, angle, sd):
 
 
 @FEW
-@given(seed=seeds, s=sigmas, a=st.floats(-3, 3), b=st.floats(-3, 3), mode=modes, method=methods, kernel=kernels)
+@given(
+    seed=seeds, s=sigmas, a=st.floats(-3, 3), b=st.floats(-3, 3), mode=modes, method=methods, kernel=kernels
+)
 def test_blurs_are_linear_in_x(seed, s, a, b, mode, method, kernel):
     x, y = _randn(seed, 2, 2, 7, 9), _randn(seed + 1, 2, 2, 7, 9)
     for name, f in _blurs(kernel, method).items():
-        torch.testing.assert_close(f(a * x + b * y, mode), a * f(x, mode) + b * f(y, mode), rtol=0, atol=1e-11, msg=name)
+        torch.testing.assert_close(
+            f(a * x + b * y, mode), a * f(x, mode) + b * f(y, mode), rtol=0, atol=1e-11, msg=name
+        )
     x1, y1 = x[:, :, 0], y[:, :, 0]
     torch.testing.assert_close(
         sigma.blur1d(a * x1 + b * y1, s, 2, mode, kernel=kernel, method=method),
@@ -183,7 +192,9 @@ def test_circular_blurs_preserve_the_mean(seed, s, sd, L, method, kernel):
 def test_tiny_sigma_is_the_identity(seed, L, s, mode, method):
     x = _randn(seed, 2, 2, L)
     torch.testing.assert_close(sigma.blur1d(x, s, 2, mode, method=method), x, rtol=0, atol=1e-12)
-    torch.testing.assert_close(sigma.blur1d(x, s, 2, mode, kernel="erf", method=method), x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        sigma.blur1d(x, s, 2, mode, kernel="erf", method=method), x, rtol=0, atol=1e-12
+    )
     x2 = _randn(seed, 1, 2, L, 3)
     torch.testing.assert_close(sigma.blur2d_sphere(x2, s, 2, mode, method=method), x2, rtol=0, atol=1e-12)
     torch.testing.assert_close(sigma.blur2d_diag(x2, s, s, 2, mode, method=method), x2, rtol=0, atol=1e-12)
@@ -194,7 +205,14 @@ def test_tiny_sigma_is_the_identity(seed, L, s, mode, method):
 
 
 @FEW
-@given(c=st.floats(-100, 100), s=sigmas, sd=std_devs, L=st.integers(1, 15), mode=st.sampled_from(MODES[:3]), method=methods)
+@given(
+    c=st.floats(-100, 100),
+    s=sigmas,
+    sd=std_devs,
+    L=st.integers(1, 15),
+    mode=st.sampled_from(MODES[:3]),
+    method=methods,
+)
 def test_blur_of_a_constant_is_the_constant(c, s, sd, L, mode, method):
     x = torch.full((1, 2, L), c, dtype=f64)
     tol = 1e-12 * max(1.0, abs(c))

@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import html.parser
 import json
@@ -431,63 +432,90 @@ def _screenshot(page, path: Path, report: PageReport) -> None:
         page.set_viewport_size(size)
 
 
+@contextlib.contextmanager
+def browser(chromium: str):
+    """A headless Chromium (fresh profile in a temporary folder) as a Playwright context."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="sigma-chromium-") as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+            service_workers="block",
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
 def run_check(
     site: Path,
     pages: list[str],
     *,
     all_pages: list[str],
     interactive: set[str],
-    chromium: str,
-    screenshots: Path | None,
+    chromium: str | None = None,
+    context=None,
+    screenshots: Path | None = None,
+    check_index: bool = True,
 ) -> list[PageReport]:
-    """Check ``pages`` of the site in one browser session; one report per page (plus the index)."""
-    from playwright.sync_api import sync_playwright
+    """Check ``pages`` of the site; one report per page (and one for the front door).
+
+    Runs in ``context`` (from :func:`browser`) when given, else in a new browser started
+    from the ``chromium`` executable.
+    """
+    if context is None:
+        with browser(chromium) as context:
+            return run_check(
+                site,
+                pages,
+                all_pages=all_pages,
+                interactive=interactive,
+                context=context,
+                screenshots=screenshots,
+                check_index=check_index,
+            )
 
     reports = []
-    with SiteServer(site) as server, tempfile.TemporaryDirectory(prefix="sigma-chromium-") as profile:
+    events: dict[str, list[str]] = {"blocked": [], "failed": [], "console": [], "pageerror": []}
+
+    def route(route_):
+        host = urllib.parse.urlsplit(route_.request.url).hostname or ""
+        if host in LOOPBACK_HOSTS:
+            route_.continue_()
+        else:
+            events["blocked"].append(route_.request.url)
+            route_.abort("blockedbyclient")
+
+    def on_console(msg):
+        if msg.type == "error":
+            loc = msg.location.get("url", "") if isinstance(msg.location, dict) else ""
+            events["console"].append(f"{msg.text} (at {loc})" if loc else msg.text)
+
+    def on_failed(request):
+        host = urllib.parse.urlsplit(request.url).hostname or ""
+        if host in LOOPBACK_HOSTS:  # blocked ones are reported as blocked
+            events["failed"].append(f"{request.url} ({request.failure})")
+
+    def on_response(response):
+        if response.status >= 400:
+            events["failed"].append(f"{response.url} (HTTP {response.status})")
+
+    with SiteServer(site) as server:
         base = server.base
-        events: dict[str, list[str]] = {"blocked": [], "failed": [], "console": [], "pageerror": []}
+        page = context.new_page()
+        try:
+            page.route("**/*", route)
+            page.on("console", on_console)
+            page.on("pageerror", lambda exc: events["pageerror"].append(str(exc)))
+            page.on("requestfailed", on_failed)
+            page.on("response", on_response)
 
-        def route(route_):
-            host = urllib.parse.urlsplit(route_.request.url).hostname or ""
-            if host in LOOPBACK_HOSTS:
-                route_.continue_()
-            else:
-                events["blocked"].append(route_.request.url)
-                route_.abort("blockedbyclient")
-
-        def on_console(msg):
-            if msg.type == "error":
-                loc = msg.location.get("url", "") if isinstance(msg.location, dict) else ""
-                events["console"].append(f"{msg.text} (at {loc})" if loc else msg.text)
-
-        def on_failed(request):
-            host = urllib.parse.urlsplit(request.url).hostname or ""
-            if host in LOOPBACK_HOSTS:  # blocked ones are reported as blocked
-                events["failed"].append(f"{request.url} ({request.failure})")
-
-        def on_response(response):
-            if response.status >= 400:
-                events["failed"].append(f"{response.url} (HTTP {response.status})")
-
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=chromium,
-                headless=True,
-                args=CHROMIUM_FLAGS,
-                viewport={"width": 1280, "height": 900},
-                service_workers="block",
-            )
-            try:
-                context.route("**/*", route)
-                page = context.new_page()
-                page.on("console", on_console)
-                page.on("pageerror", lambda exc: events["pageerror"].append(str(exc)))
-                page.on("requestfailed", on_failed)
-                page.on("response", on_response)
-
-                # The site's front door redirects to the first page.
+            if check_index:  # the site's front door redirects to the first page
                 index = PageReport("index.html")
                 try:
                     page.goto(base, wait_until="load", timeout=PAGE_TIMEOUT_MS)
@@ -496,29 +524,28 @@ def run_check(
                     index.fail(f"does not lead to {all_pages[0]}.html (ended at {page.url})")
                 reports.append(index)
 
-                for name in pages:
-                    shot = screenshots / f"{name.replace('/', '__')}.png" if screenshots else None
-                    path = site / f"{name}.html"
-                    if not path.is_file():
-                        missing = PageReport(f"{name}.html")
-                        missing.fail("page missing from the built site")
-                        reports.append(missing)
-                        continue
-                    reports.append(
-                        check_page(
-                            page,
-                            f"{base}{name}.html",
-                            f"{name}.html",
-                            site,
-                            base,
-                            all_pages=all_pages,
-                            interactive=name in interactive,
-                            events=events,
-                            screenshot=shot,
-                        )
+            for name in pages:
+                shot = screenshots / f"{name.replace('/', '__')}.png" if screenshots else None
+                if not (site / f"{name}.html").is_file():
+                    missing = PageReport(f"{name}.html")
+                    missing.fail("page missing from the built site")
+                    reports.append(missing)
+                    continue
+                reports.append(
+                    check_page(
+                        page,
+                        f"{base}{name}.html",
+                        f"{name}.html",
+                        site,
+                        base,
+                        all_pages=all_pages,
+                        interactive=name in interactive,
+                        events=events,
+                        screenshot=shot,
                     )
-            finally:
-                context.close()
+                )
+        finally:
+            page.close()
     return reports
 
 

@@ -32,11 +32,13 @@ INTERACTIVE = check_site.interactive_pages(ALL_PAGES)
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
+def chromium():
+    """One headless Chromium for the whole module (a Playwright browser context)."""
     path, why = check_site.find_chromium()
     if path is None:
         pytest.skip(f"browser check SKIPPED: {why}")
-    return path
+    with check_site.browser(path) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +70,9 @@ def _edit_main(path: Path, old: str | re.Pattern, new: str) -> None:
     path.write_text(head + body, encoding="utf-8")
 
 
-def _failures(site: Path, page: str, chromium: str) -> list[str]:
+def _failures(site: Path, page: str, context) -> list[str]:
     reports = check_site.run_check(
-        site, [page], all_pages=ALL_PAGES, interactive=INTERACTIVE, chromium=chromium, screenshots=None
+        site, [page], all_pages=ALL_PAGES, interactive=INTERACTIVE, context=context, check_index=False
     )
     return [f for r in reports for f in r.failures]
 
@@ -78,14 +80,14 @@ def _failures(site: Path, page: str, chromium: str) -> list[str]:
 _BASELINE: dict[str, set[str]] = {}
 
 
-def _baseline(page: str, chromium: str) -> set[str]:
+def _baseline(page: str, chromium) -> set[str]:
     """Failures of the unbroken page (none when `make site-test` has just passed)."""
     if page not in _BASELINE:
         _BASELINE[page] = set(_failures(check_site.DEFAULT_SITE, page, chromium))
     return _BASELINE[page]
 
 
-def _assert_fails_on(failures: list[str], page: str, chromium: str, *needles: str) -> None:
+def _assert_fails_on(failures: list[str], page: str, chromium, *needles: str) -> None:
     """The broken page fails, and every new failure names the page and the broken element."""
     new = [f for f in failures if f not in _baseline(page, chromium)]
     assert new, f"the checker passed a broken {page}"
