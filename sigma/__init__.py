@@ -6,7 +6,7 @@ over it (``sigma.Blur2d``). See the book for the why and the how.
 
 from ._checks import MAX_RADIUS, ScaleError
 from .blur import blur1d, blur2d_diag, blur2d_full, blur2d_sphere, dog1d, dog2d
-from .fit import FitResult, fit, half_mse, make_optimizer
+from .fit import FitResult, SweepResult, fit, half_mse, make_optimizer, steps_to_tolerance, sweep
 from .kernels import cov_radii, gauss1d, gauss2d_diag, gauss2d_full, gauss2d_sphere, kernel_radius
 from .local import blur2d_local_full, blur2d_local_sphere
 from .modules import Blur1d, Blur2d, DynamicBlur2d, GaussConv2d
@@ -43,4 +43,7 @@ __all__ = [
     "FitResult",
     "half_mse",
     "make_optimizer",
+    "sweep",
+    "SweepResult",
+    "steps_to_tolerance",
 ]

@@ -14,7 +14,8 @@ f64 = torch.float64
 MODES = ["circular", "reflect", "replicate", "zeros"]
 ALL_METHODS = sorted(METHODS)
 
-FEW = settings(max_examples=20, deadline=None, database=None)
+# derandomize: the same examples on every run, so the suite is reproducible
+FEW = settings(max_examples=20, deadline=None, database=None, derandomize=True)
 
 sigmas = st.floats(0.3, 12.0)
 any_sigma = st.floats(1e-3, 200.0)
