@@ -24,6 +24,10 @@ KERNEL_TYPES = frozenset({"sampled", "erf"})
 #: refused before any memory is allocated.
 MAX_RADIUS = 4096
 
+#: Relative tolerance of the kernel-radius rule: ``h = max(1, ceil(std_devs * sigma * (1 - RADIUS_RTOL)))``,
+#: so a σ that is an integer multiple of 1/std_devs up to rounding noise keeps its kernel size.
+RADIUS_RTOL = 1e-9
+
 #: Largest number of taps a dense 2D kernel may have (``ky * kx``).
 MAX_KERNEL_NUMEL_2D = 1 << 24
 
@@ -163,7 +167,17 @@ def radius_for(max_scale: float, std_devs: float, name: str = "sigma") -> int:
             f"ceil({std_devs:g} * {max_scale:g}) exceeds the limit of {MAX_RADIUS} pixels; "
             f"use a smaller {name} or std_devs (or downsample the input first)"
         )
-    return max(1, math.ceil(extent))
+    # A relative tolerance keeps rounding noise from adding a tap: exp(log(3.0)) is
+    # 3.0000000000000004 in float64, and 2 * that must still give h = 6, not 7.
+    return max(1, math.ceil(extent * (1.0 - RADIUS_RTOL)))
+
+
+def _cov_text(d: Tensor, bad: Tensor) -> str:
+    """The first offending 2x2 matrix (and how many there are) for an error message."""
+    if d.dim() == 2:
+        return str(d.tolist())
+    idx = bad.nonzero()[0].tolist()
+    return f"{d[tuple(idx)].tolist()} at index {tuple(idx)} ({int(bad.sum())} of {bad.numel()} invalid)"
 
 
 def check_cov(cov: object, name: str = "cov", *, dtype=None, device=None) -> Tensor:
@@ -184,12 +198,13 @@ def check_cov(cov: object, name: str = "cov", *, dtype=None, device=None) -> Ten
     asym = (d[..., 0, 1] - d[..., 1, 0]).abs() / scale
     if bool((asym > 1e-6).any()):
         raise ValueError(
-            f"{name} must be symmetric (cov[..., 0, 1] == cov[..., 1, 0]), got {name}={d.tolist()}"
+            f"{name} must be symmetric (cov[..., 0, 1] == cov[..., 1, 0]), got {name}={_cov_text(d, asym > 1e-6)}"
         )
     a, b, c = d[..., 0, 0], d[..., 0, 1], d[..., 1, 1]
     if not bool(((a > 0) & (a * c - b * b > 0)).all()):
         raise ScaleError(
-            f"{name} must be positive definite (cov[0, 0] > 0 and det(cov) > 0), got {name}={d.tolist()}; "
+            f"{name} must be positive definite (cov[0, 0] > 0 and det(cov) > 0), got "
+            f"{name}={_cov_text(d, ~((a > 0) & (a * c - b * b > 0)))}; "
             "parameterize it with sigma.logchol_to_cov to keep it valid during training"
         )
     return cov

@@ -227,7 +227,10 @@ def blur2d_full(
 def _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel):
     sc = _scale(x, sigma_center, "sigma_center")
     ss = _scale(x, sigma_surround, "sigma_surround")
-    h = radius_for(max(largest(sigma_center, sc), largest(sigma_surround, ss)), std_devs, "sigma_surround")
+    h = max(
+        radius_for(largest(sigma_center, sc), std_devs, "sigma_center"),
+        radius_for(largest(sigma_surround, ss), std_devs, "sigma_surround"),
+    )
     return gauss1d(sc, kernel=kernel, radius=h), gauss1d(ss, kernel=kernel, radius=h)
 
 

@@ -221,7 +221,8 @@ def cov_radii(cov: Tensor, std_devs: float = 2.0) -> tuple[int, int]:
         >>> cov_radii(torch.tensor([[4.0, 1.0], [1.0, 1.0]]))
         (4, 2)
     """
-    d = cov.detach()
+    d = check_cov(cov).detach()
+    std_devs = check_positive_real(std_devs, "std_devs")
     hy = radius_for(math.sqrt(float(d[..., 0, 0].max())), std_devs, "cov")
     hx = radius_for(math.sqrt(float(d[..., 1, 1].max())), std_devs, "cov")
     return hy, hx

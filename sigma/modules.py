@@ -16,7 +16,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import blur as _blur
-from ._checks import KERNEL_TYPES, METHODS, PADDING_MODES, as_scale, check_choice, check_positive_real
+from ._checks import (
+    KERNEL_TYPES,
+    METHODS,
+    PADDING_MODES,
+    as_scale,
+    check_choice,
+    check_positive_real,
+    radius_for,
+)
 from .local import blur2d_local_sphere
 from .params import cov_to_logchol, logchol_to_cov
 
@@ -368,7 +376,7 @@ class DynamicBlur2d(nn.Module):
     Example:
         >>> layer = DynamicBlur2d(3, sigma=2.0)
         >>> x = torch.randn(1, 3, 16, 16)
-        >>> layer(x).shape, round(float(layer.sigma_map(x).mean()), 4)
+        >>> layer(x).shape, round(float(layer.sigma_map(x).detach().mean()), 4)
         (torch.Size([1, 3, 16, 16]), 2.0)
     """
 
@@ -401,7 +409,7 @@ class DynamicBlur2d(nn.Module):
         self.sigma_range = (lo, hi)
         self.std_devs = check_positive_real(std_devs, "std_devs")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.radius = max(1, math.ceil(self.std_devs * hi))
+        self.radius = radius_for(hi, self.std_devs, "sigma_range")
         self.predictor = nn.Conv2d(in_channels, 1, k, padding=k // 2, device=device, dtype=dtype)
         nn.init.zeros_(self.predictor.weight)
         p = (s0 - lo) / (hi - lo)
