@@ -27,8 +27,8 @@ from torch import Tensor
 from ._padding import fold_kernel, index_map, pad_axis
 
 # Kernel sizes up to these use the direct method under method='auto'.
-AUTO_DIRECT_MAX_TAPS_1D = 15
-AUTO_DIRECT_MAX_TAPS_2D = 81
+AUTO_DIRECT_MAX_TAPS_1D = 9
+AUTO_DIRECT_MAX_TAPS_2D = 9
 
 
 def fast_fft_size(n: int) -> int:
@@ -56,44 +56,63 @@ def _tap(w: Tensor, j: int, ref: Tensor) -> Tensor:
     return t if w.dim() == 1 else t.reshape((1, -1) + (1,) * (ref.dim() - 2))
 
 
-class _ShiftCorr(torch.autograd.Function):
-    """Valid correlation along ``dim`` as a sum of shifted copies: ``y[i] = sum_j w[j] xp[i + j]``.
+def _overlap(o: int, L: int) -> tuple[int, int, int]:
+    """For offset ``o``: (first output index, first input index, length) of ``y[i] += w * x[i + o]``."""
+    return max(0, -o), max(0, o), L - abs(o)
 
-    ``xp`` is the already padded input (length ``L + k - 1`` along ``dim``), ``w`` is
-    ``(k,)`` or ``(C, k)``. The forward pass accumulates the ``k`` shifted slices in
-    place (no temporaries); the backward pass is written with differentiable
-    operations (the adjoint is this same correlation with the flipped kernel, and
-    the kernel gradient is one dot product per tap), so double backward works.
+
+class _ShiftCorr(torch.autograd.Function):
+    """'Same' correlation with zero boundary as a sum of shifted copies along ``dim``.
+
+    ``y[i] = sum_{o=-h}^{h} w[o + h] * x[i + o]``, reading zero outside ``x``; ``w`` is
+    ``(k,)`` or ``(C, k)`` with ``k = 2h + 1 <= 2L - 1``. The forward pass accumulates
+    the ``k`` shifted, overlapping slices in place: no padded copy and no temporaries.
+    The backward pass is this same correlation with the flipped kernel (its adjoint)
+    and one dot product per tap for the kernel. When a graph is being built (double
+    backward) it uses differentiable operations only.
     """
 
     @staticmethod
-    def forward(ctx, xp: Tensor, w: Tensor, dim: int) -> Tensor:
+    def forward(ctx, x: Tensor, w: Tensor, dim: int) -> Tensor:
         k = w.shape[-1]
-        L = xp.shape[dim] - k + 1
-        y = xp.narrow(dim, 0, L) * _tap(w, 0, xp)
-        for j in range(1, k):
-            y.addcmul_(xp.narrow(dim, j, L), _tap(w, j, xp))
-        ctx.save_for_backward(xp, w)
+        h, L = (k - 1) // 2, x.shape[dim]
+        y = torch.mul(x, _tap(w, h, x))
+        for j in range(k):
+            if j != h:
+                a, b, n = _overlap(j - h, L)
+                y.narrow(dim, a, n).addcmul_(x.narrow(dim, b, n), _tap(w, j, x))
+        ctx.save_for_backward(x, w)
         ctx.dim = dim
         return y
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        xp, w = ctx.saved_tensors
+        x, w = ctx.saved_tensors
         dim, k = ctx.dim, w.shape[-1]
-        gxp = gw = None
+        h, L = (k - 1) // 2, x.shape[dim]
+        gx = gw = None
         if ctx.needs_input_grad[0]:
-            gxp = _ShiftCorr.apply(pad_axis(g, k - 1, k - 1, "zeros", dim), w.flip(-1), dim)
+            gx = _ShiftCorr.apply(g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
-            L = g.shape[dim]
             dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
-            gw = torch.stack([(g * xp.narrow(dim, j, L)).sum(dims) for j in range(k)], -1)
-        return gxp, gw, None
+            graph = torch.is_grad_enabled()  # double backward: differentiable form
+            buf = None if graph else torch.empty_like(g)
+            taps = []
+            for j in range(k):
+                a, b, n = _overlap(j - h, L)
+                gs, xs = g.narrow(dim, a, n), x.narrow(dim, b, n)
+                prod = gs * xs if graph else torch.mul(gs, xs, out=buf.narrow(dim, 0, n))
+                taps.append(prod.sum(dims))
+            gw = torch.stack(taps, -1)
+        return gx, gw, None
 
 
 def _direct_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
-    w, h = fold_kernel(w, h, x.shape[dim], mode)
-    return _ShiftCorr.apply(pad_axis(x, h, h, mode, dim), w, dim)
+    L = x.shape[dim]
+    w, h = fold_kernel(w, h, L, mode)
+    if mode == "zeros":
+        return _ShiftCorr.apply(x, w, dim)
+    return _ShiftCorr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
 
 
 def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -193,15 +212,18 @@ class _FFTCorr(torch.autograd.Function):
             kf = torch.fft.rfftn(kc, dim=tuple(range(-nd, 0)))
         else:
             xf, kf = ctx.spectra
+        graph = torch.is_grad_enabled()
         gf = torch.fft.rfftn(g, s=n, dim=dims)
         ge = gkc = None
-        if ctx.needs_input_grad[0]:
-            ge = torch.fft.irfftn(gf * _spec_view(kf, e, dims), s=n, dim=dims)
-            for d in dims:
-                ge = ge.narrow(d, 0, e.shape[d])
         if ctx.needs_input_grad[1]:
             cross = _sum_to(xf * gf.conj(), kc.dim() > nd, tuple(d % e.dim() for d in dims))
             gkc = torch.fft.irfftn(cross, s=n, dim=tuple(range(-nd, 0)))
+        if ctx.needs_input_grad[0]:
+            # gf is not needed any more: multiply in place unless a graph is being built
+            prod = gf * _spec_view(kf, e, dims) if graph else gf.mul_(_spec_view(kf, e, dims))
+            ge = torch.fft.irfftn(prod, s=n, dim=dims)
+            for d in dims:
+                ge = ge.narrow(d, 0, e.shape[d])
         return ge, gkc, None, None
 
 
@@ -242,6 +264,24 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
     if method == "direct":
         return _direct_axis(x, w, h, dim, mode)
     return _fft_axis(x, w, h, dim, mode)
+
+
+def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: str) -> Tensor:
+    """Correlate ``x`` (B, C, H, W) with ``wy`` down the rows and ``wx`` along the columns.
+
+    The direct method runs the two 1D passes; the FFT method does one 2D transform
+    pair with the outer-product kernel, which on images costs less than two 1D pairs
+    (no second padded copy, and the column transforms run on half-spectra).
+    """
+    if method == "auto":
+        taps = max(
+            2 * min((wy.shape[-1] - 1) // 2, x.shape[-2]) + 1,
+            2 * min((wx.shape[-1] - 1) // 2, x.shape[-1]) + 1,
+        )
+        method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_1D else "fft"
+    if method == "direct":
+        return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
+    return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, method)
 
 
 def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:

@@ -33,7 +33,7 @@ from ._checks import (
     largest,
     radius_for,
 )
-from ._conv import correlate2d, correlate_axis
+from ._conv import correlate2d, correlate_axis, correlate_separable
 from .kernels import cov_radii, gauss1d, gauss2d_full
 
 __all__ = ["blur1d", "blur2d_sphere", "blur2d_diag", "blur2d_full", "dog1d", "dog2d"]
@@ -131,8 +131,7 @@ def blur2d_sphere(
     std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
     s = _scale(x, sigma, "sigma")
     w = gauss1d(s, kernel=kernel, radius=radius_for(largest(sigma, s), std_devs))
-    y = correlate_axis(x, w, -1, padding_mode, method)
-    return correlate_axis(y, w, -2, padding_mode, method)
+    return correlate_separable(x, w, w, padding_mode, method)
 
 
 def blur2d_diag(
@@ -172,8 +171,7 @@ def blur2d_diag(
     sx = _scale(x, sigma_x, "sigma_x")
     wy = gauss1d(sy, kernel=kernel, radius=radius_for(largest(sigma_y, sy), std_devs, "sigma_y"))
     wx = gauss1d(sx, kernel=kernel, radius=radius_for(largest(sigma_x, sx), std_devs, "sigma_x"))
-    y = correlate_axis(x, wx, -1, padding_mode, method)
-    return correlate_axis(y, wy, -2, padding_mode, method)
+    return correlate_separable(x, wy, wx, padding_mode, method)
 
 
 def blur2d_full(
@@ -304,7 +302,6 @@ def dog2d(
     std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
     gc, gs = _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel)
 
-    def sep(w: Tensor) -> Tensor:
-        return correlate_axis(correlate_axis(x, w, -1, padding_mode, method), w, -2, padding_mode, method)
-
-    return sep(gc) - sep(gs)
+    return correlate_separable(x, gc, gc, padding_mode, method) - correlate_separable(
+        x, gs, gs, padding_mode, method
+    )
