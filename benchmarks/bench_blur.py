@@ -164,8 +164,21 @@ def cases(op: str, s: float, x: torch.Tensor):
 # ----------------------------------------------------------------------------- measuring
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(field)
+
+
 def peak_memory_mb(fn, device: torch.device) -> float:
-    """Peak memory allocated by torch during one call, in MiB (beyond what was live before)."""
+    """Peak memory one call adds on top of what was live before it, in MiB.
+
+    CUDA: the caching allocator's peak. CPU (Linux): the process' peak resident set
+    size (``VmHWM``), reset through ``/proc/self/clear_refs`` just before the call, minus
+    the resident size before it; this counts every page the call touched, whichever
+    allocator handed it out.
+    """
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -173,28 +186,16 @@ def peak_memory_mb(fn, device: torch.device) -> float:
         fn()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    import os
+    import gc
 
-    from torch.profiler import ProfilerActivity, profile
-
-    # The CPU profiler's memory events give each op's own allocations (+) and frees (-);
-    # their running sum in time order is the live memory. (stderr is silenced: the
-    # profiler backend prints start/stop lines there.)
-    saved = os.dup(2)
+    gc.collect()
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                fn()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    events = sorted(prof.events(), key=lambda e: e.time_range.start)
-    live = peak = 0
-    for e in events:
-        live += e.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak / 2**20
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _status_kib("VmRSS")
+    except OSError:
+        return math.nan
+    fn()
+    return max(0, _status_kib("VmHWM") - before) / 1024
 
 
 def measure(fn, device: torch.device, min_run_time: float) -> tuple[float, float]:
