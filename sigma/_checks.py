@@ -159,7 +159,10 @@ def largest(value: object, converted: Tensor) -> float:
 
 
 def radius_for(max_scale: float, std_devs: float, name: str = "sigma") -> int:
-    """Kernel half-size ``h = max(1, ceil(std_devs * max_scale))``, refused beyond :data:`MAX_RADIUS`."""
+    """Kernel half-size ``h = max(1, ceil(std_devs * max_scale * (1 - RADIUS_RTOL)))``.
+
+    Refused (:class:`ScaleError`) beyond :data:`MAX_RADIUS`.
+    """
     extent = std_devs * max_scale
     if not math.isfinite(extent) or extent > MAX_RADIUS:
         raise ScaleError(
