@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular"})
-METHODS = frozenset({"auto", "direct", "fft"})
+METHODS = frozenset({"auto", "direct", "matmul", "fft"})
 KERNEL_TYPES = frozenset({"sampled", "erf"})
 
 #: Largest kernel half-size (in pixels) any function will build. A kernel of

@@ -8,12 +8,16 @@ all channels) or ``(C, k)`` (one per channel); offsets run from ``-h`` to ``h``:
 
 Methods:
 
-* ``'direct'``: pad with the boundary rule, then a depthwise convolution;
-  cost grows with the kernel size.
+* ``'direct'``: shifted sums, one whole-tensor multiply-add per tap (a depthwise
+  convolution for dense 2D kernels); cheapest for short kernels, cost grows with
+  the kernel size.
+* ``'matmul'``: banded matrix products (:mod:`sigma._band`), one product per block
+  of outputs; reads the data once per pass, so its cost grows slowly with σ until
+  a block's window covers the whole axis.
 * ``'fft'``: the same linear correlation through real FFTs, sized so that nothing
   wraps around (or, for periodic modes, folded onto the period); cost independent
-  of σ.
-* ``'auto'``: picks one of the two from the kernel and input sizes.
+  of the kernel size once the padded length is fixed.
+* ``'auto'``: picks one from the kernel and input sizes, per axis.
 
 All are differentiable in the input and the kernel (and therefore in σ) by autograd.
 """
@@ -24,11 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._band import BLOCK, band_correlate, band_tap_grads
 from ._padding import fold_kernel, index_map, pad_axis
 
-# Kernel sizes up to these use the direct method under method='auto'.
+# method='auto': kernels up to these sizes use shifted sums ('direct'); longer 1D
+# kernels use banded products ('matmul') while each block reads at most
+# AUTO_MATMUL_MAX_WINDOW inputs, and the FFT beyond. Measured on CPU (see the
+# performance chapter of the book).
 AUTO_DIRECT_MAX_TAPS_1D = 9
 AUTO_DIRECT_MAX_TAPS_2D = 9
+AUTO_MATMUL_MAX_WINDOW = 256
 
 
 def fast_fft_size(n: int) -> int:
@@ -94,25 +103,106 @@ class _ShiftCorr(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = _ShiftCorr.apply(g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
-            dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
-            graph = torch.is_grad_enabled()  # double backward: differentiable form
-            buf = None if graph else torch.empty_like(g)
-            taps = []
-            for j in range(k):
-                a, b, n = _overlap(j - h, L)
-                gs, xs = g.narrow(dim, a, n), x.narrow(dim, b, n)
-                prod = gs * xs if graph else torch.mul(gs, xs, out=buf.narrow(dim, 0, n))
-                taps.append(prod.sum(dims))
-            gw = torch.stack(taps, -1)
+            if torch.is_grad_enabled():  # double backward: differentiable form
+                gw = _tap_grads_graph(g, x, w, dim)
+            elif w.dim() == 1 and g.is_contiguous() and x.is_contiguous():
+                gw = _tap_grads_flat(g, x, k, dim)
+            else:
+                dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
+                buf = torch.empty_like(g)
+                taps = []
+                for j in range(k):
+                    a, b, n = _overlap(j - h, L)
+                    prod = torch.mul(g.narrow(dim, a, n), x.narrow(dim, b, n), out=buf.narrow(dim, 0, n))
+                    taps.append(prod.sum(dims))
+                gw = torch.stack(taps, -1)
         return gx, gw, None
 
 
-def _direct_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
+class _BandCorr(torch.autograd.Function):
+    """The same correlation as :class:`_ShiftCorr` through banded matrix products.
+
+    See :mod:`sigma._band`. The backward pass is the correlation with the flipped
+    kernel and one more product for the kernel; when a graph is being built (double
+    backward) it uses differentiable operations only.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, dim: int) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.dim = dim
+        return band_correlate(x, w, dim)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, w = ctx.saved_tensors
+        dim = ctx.dim
+        graph = torch.is_grad_enabled()
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = _BandCorr.apply(g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
+        if ctx.needs_input_grad[1]:
+            if graph:
+                gw = _tap_grads_graph(g, x, w, dim)
+            else:
+                gw = band_tap_grads(g, x, w.shape[-1], dim, w.dim() == 2)
+        return gx, gw, None
+
+
+def _tap_grads_graph(g: Tensor, x: Tensor, w: Tensor, dim: int) -> Tensor:
+    """Kernel gradient ``gw[..., j] = sum g[i] x[i + j - h]`` with differentiable operations."""
+    k, L = w.shape[-1], x.shape[dim]
+    dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
+    taps = []
+    for j in range(k):
+        a, b, n = _overlap(j - (k - 1) // 2, L)
+        taps.append((g.narrow(dim, a, n) * x.narrow(dim, b, n)).sum(dims))
+    return torch.stack(taps, -1)
+
+
+def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
+    """``gw[j] = sum_i g[i] * x[i + j - h]`` along ``dim`` (zero outside), for contiguous tensors.
+
+    Each tap is one dot product of the flattened tensors shifted by ``o * stride``;
+    the pairs that this shift carries across the end of ``dim`` into the next block
+    are few (``|o|`` rows of each block) and are subtracted. No full-size temporary.
+    """
+    h, L, s = (k - 1) // 2, x.shape[dim], x.stride(dim)
+    gf, xf, N = g.reshape(-1), x.reshape(-1), x.numel()
+    gv, xv = g.view(-1, L, s), x.view(-1, L, s)
+    taps = []
+    for j in range(k):
+        o = j - h
+        a, b = max(0, -o) * s, max(0, o) * s
+        t = torch.dot(gf[a : N - b], xf[b : N - a])
+        if o > 0 and gv.shape[0] > 1:
+            t = t - (gv[:-1, L - o :] * xv[1:, :o]).sum()
+        elif o < 0 and gv.shape[0] > 1:
+            t = t - (gv[1:, :-o] * xv[:-1, L + o :]).sum()
+        taps.append(t)
+    return torch.stack(taps)
+
+
+def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Tensor:
+    """Spatial correlation along ``dim`` with ``corr`` (:class:`_ShiftCorr` or :class:`_BandCorr`)."""
     L = x.shape[dim]
     w, h = fold_kernel(w, h, L, mode)
     if mode == "zeros":
-        return _ShiftCorr.apply(x, w, dim)
-    return _ShiftCorr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
+        return corr.apply(x, w, dim)
+    return corr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
+
+
+def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
+    """Dense 2D kernel by banded products: one product along the rows per kernel row."""
+    H, W = x.shape[-2:]
+    w, hy = fold_kernel(w, hy, H, mode, dim=-2)
+    w, hx = fold_kernel(w, hx, W, mode, dim=-1)
+    xp = pad_axis(x, hy, hy, mode, -2)
+    y = None
+    for r in range(2 * hy + 1):
+        t = _spatial_axis(xp.narrow(-2, r, H), w[..., r, :], hx, -1, mode, _BandCorr)
+        y = t if y is None else y + t
+    return y
 
 
 def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -255,31 +345,47 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
 # ----------------------------------------------------------------------------- dispatch
 
 
+def _auto_axis(h: int, length: int, mode: str) -> str:
+    """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h``."""
+    if mode == "zeros":
+        h = min(h, length - 1)
+    elif mode == "replicate":
+        h = min(h, length)
+    if 2 * h + 1 <= AUTO_DIRECT_MAX_TAPS_1D:
+        return "direct"
+    padded = length if mode == "zeros" else length + 2 * h
+    if min(padded, max(BLOCK, 2 * h) + 2 * h) <= AUTO_MATMUL_MAX_WINDOW:
+        return "matmul"
+    return "fft"
+
+
 def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, ...) with kernel ``w`` (k,) or (C, k) along ``dim``."""
     h = (w.shape[-1] - 1) // 2
     if method == "auto":
-        taps = 2 * min(h, x.shape[dim]) + 1
-        method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_1D else "fft"
+        method = _auto_axis(h, x.shape[dim], mode)
     if method == "direct":
-        return _direct_axis(x, w, h, dim, mode)
+        return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
+    if method == "matmul":
+        return _spatial_axis(x, w, h, dim, mode, _BandCorr)
     return _fft_axis(x, w, h, dim, mode)
 
 
 def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, H, W) with ``wy`` down the rows and ``wx`` along the columns.
 
-    The direct method runs the two 1D passes; the FFT method does one 2D transform
-    pair with the outer-product kernel, which on images costs less than two 1D pairs
-    (no second padded copy, and the column transforms run on half-spectra).
+    The spatial methods run two 1D passes; the FFT method does one 2D transform pair
+    with the outer-product kernel, which on images costs less than two 1D pairs (no
+    second padded copy, and the column transforms run on half-spectra). ``'auto'``
+    chooses per axis, and uses the 2D FFT if either axis would need an FFT.
     """
     if method == "auto":
-        taps = max(
-            2 * min((wy.shape[-1] - 1) // 2, x.shape[-2]) + 1,
-            2 * min((wx.shape[-1] - 1) // 2, x.shape[-1]) + 1,
-        )
-        method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_1D else "fft"
-    if method == "direct":
+        my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode)
+        mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode)
+        if "fft" not in (my, mx):
+            return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
+        method = "fft"
+    if method in ("direct", "matmul"):
         return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
     return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, method)
 
@@ -292,4 +398,6 @@ def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
         method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_2D else "fft"
     if method == "direct":
         return _direct_2d(x, w, hy, hx, mode)
+    if method == "matmul":
+        return _band_2d(x, w, hy, hx, mode)
     return _fft_2d(x, w, hy, hx, mode)

@@ -13,8 +13,9 @@ Conventions:
       ``scipy.ndimage.gaussian_filter`` (``'zeros'``: ``constant``, ``'reflect'``:
       ``mirror``, ``'replicate'``: ``nearest``, ``'circular'``: ``wrap``) with
       ``radius=h``.
-    * ``method`` picks the algorithm (``'direct'``, ``'fft'`` or ``'auto'``); all give
-      the same result to rounding.
+    * ``method`` picks the algorithm: ``'direct'`` (shifted sums), ``'matmul'``
+      (banded matrix products), ``'fft'`` or ``'auto'`` (chosen from the kernel and
+      input sizes); all give the same result to rounding.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def blur1d(
         padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
             Default: ``'zeros'``.
         kernel: ``'sampled'`` or ``'erf'`` (see :func:`sigma.gauss1d`). Default: ``'sampled'``.
-        method: ``'auto'``, ``'direct'`` or ``'fft'``. Default: ``'auto'``.
+        method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
 
     Returns:
         Blurred signals, shape ``(B, C, L)``, same dtype and device as ``x``.

@@ -81,7 +81,7 @@ class Blur1d(_BlurOptions):
         padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
             Default: ``'zeros'``.
         kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
-        method: ``'auto'``, ``'direct'`` or ``'fft'``. Default: ``'auto'``.
+        method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
         device, dtype: of the parameter. Default: torch's defaults.
 
     Shape:
