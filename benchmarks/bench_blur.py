@@ -1,11 +1,13 @@
 """Speed of differentiable Gaussian blurs: sigma against the alternatives, side by side.
 
 Every row times one forward pass plus the backward pass with respect to the input
-and the scale parameters (median of repeated runs with ``torch.utils.benchmark``), on
+and the scale parameters (median of repeated runs with ``torch.utils.benchmark``,
+the implementations of one row group taking turns), on
 an input of shape (8, 3, 256, 256), for σ in {0.5, 1, 2, 4, 8, 16, 32, 64}, in float32
 and float64. Compared implementations:
 
-* ``sigma``'s blurs with ``method='auto'`` (the default), ``'direct'`` and ``'fft'``;
+* ``sigma``'s blurs with ``method='auto'`` (the default), ``'direct'``, ``'matmul'``
+  and ``'fft'``;
 * ``kornia.filters.gaussian_blur2d`` with the same kernel support and a constant border;
 * the original-style blur: channels packed into the batch and a single-channel
   separable ``conv2d`` per axis;
@@ -43,6 +45,8 @@ DENSE_MAX_SIGMA = 8.0
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
+OPS = ("blur2d_sphere", "blur2d_full", "blur2d_local_sphere")
+ROUNDS = 3  # implementations take turns this many times (see `measure`)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -131,7 +135,7 @@ def cases(op: str, s: float, x: torch.Tensor):
         return run
 
     if op == "blur2d_sphere":
-        for m in ("auto", "direct", "fft"):
+        for m in ("auto", "direct", "matmul", "fft"):
             out.append((f"sigma[{m}]", fb(lambda m=m: sigma.blur2d_sphere(x, p, STD_DEVS, method=m))))
         out.append(("kornia", fb(lambda: kornia_blur(x, p))))
         if s <= ORIGINAL_MAX_SIGMA:
@@ -140,8 +144,8 @@ def cases(op: str, s: float, x: torch.Tensor):
             out.append(("dense_conv", fb(lambda: dense_blur(x, sigma.gauss2d_sphere(p, STD_DEVS)))))
     elif op == "blur2d_full":
         logchol = sigma.cov_to_logchol(full_cov(s, dtype, device)).requires_grad_()
-        for m in ("auto", "direct", "fft"):
-            if m == "direct" and s > DENSE_MAX_SIGMA:
+        for m in ("auto", "direct", "matmul", "fft"):
+            if m in ("direct", "matmul") and s > DENSE_MAX_SIGMA:
                 continue
             out.append(
                 (f"sigma[{m}]", fb(lambda m=m: sigma.blur2d_full(x, sigma.logchol_to_cov(logchol), method=m)))
@@ -203,17 +207,42 @@ def peak_memory_mb(fn, device: torch.device) -> float:
     return max(0, _status_kib("VmHWM") - before) / 1024
 
 
-def measure(fn, device: torch.device, min_run_time: float) -> tuple[float, float]:
-    fn()  # warm-up (FFT plans, allocator)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+def _timer(fn, device: torch.device) -> benchmark.Timer:
     if device.type == "cuda":
-        timer = benchmark.Timer(
+        return benchmark.Timer(
             stmt="fn(); torch.cuda.synchronize()",
             globals={"fn": fn, "torch": torch},
             num_threads=torch.get_num_threads(),
         )
-    m = timer.blocked_autorange(min_run_time=min_run_time)
-    return m.median * 1e3, m.iqr * 1e3
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+
+
+def measure(fns: dict, device: torch.device, min_run_time: float, rounds: int = ROUNDS) -> dict:
+    """``{name: (median ms, iqr ms)}`` for functions timed side by side.
+
+    The functions take turns: ``rounds`` rounds, each giving every function
+    ``min_run_time / rounds`` seconds of ``blocked_autorange``, and the statistics are
+    over all blocks of all rounds. A slow-down of the machine during the run then
+    falls on every implementation alike instead of on whichever ran at that moment.
+    A function whose first round already took longer than ``min_run_time`` is not
+    run again.
+    """
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up (FFT plans, allocator)
+    for r in range(rounds):
+        for name, fn in fns.items():
+            if r and sum(times[name]) > min_run_time:
+                continue
+            m = _timer(fn, device).blocked_autorange(min_run_time=min_run_time / rounds)
+            times[name] += m.times
+    out = {}
+    for name, ts in times.items():
+        q1, med, q3 = torch.tensor(ts, dtype=torch.float64).quantile(
+            torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+        )
+        out[name] = (med.item() * 1e3, (q3 - q1).item() * 1e3)
+    return out
 
 
 # ----------------------------------------------------------------------------- targets
@@ -259,10 +288,14 @@ def main(argv=None) -> int:
     ap.add_argument("--min-run-time", type=float, default=None, help="seconds of timing per row")
     ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="input shape B x C x H x W")
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS), help="comma-separated σ values")
+    ap.add_argument("--ops", default=",".join(OPS), help="comma-separated blurs to time")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split("x"))
     sigmas = tuple(float(v) for v in args.sigmas.split(","))
     device = torch.device(args.device)
+    unknown = set(args.ops.split(",")) - set(OPS)
+    if unknown:
+        ap.error(f"--ops: unknown {sorted(unknown)}; choose from {', '.join(OPS)}")
     dtypes = (torch.float32,) if args.quick else (torch.float32, torch.float64)
     min_run_time = args.min_run_time or (0.2 if args.quick else 1.0)
     info = machine(device)
@@ -277,11 +310,13 @@ def main(argv=None) -> int:
     for dtype in dtypes:
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_()
-        for op in ("blur2d_sphere", "blur2d_full", "blur2d_local_sphere"):
+        for op in args.ops.split(","):
             for s in sigmas:
                 k = 2 * sigma.kernel_radius(s, STD_DEVS) + 1
-                for impl, fn in cases(op, s, x):
-                    med, iqr = measure(fn, device, min_run_time)
+                fns = dict(cases(op, s, x))
+                timings = measure(fns, device, min_run_time) if fns else {}
+                for impl, fn in fns.items():
+                    med, iqr = timings[impl]
                     mem = peak_memory_mb(fn, device)
                     x.grad = None
                     row = dict(

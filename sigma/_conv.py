@@ -35,7 +35,7 @@ from ._padding import fold_kernel, index_map, pad_axis
 # kernels use banded products ('matmul') while each block reads at most
 # AUTO_MATMUL_MAX_WINDOW inputs, and the FFT beyond. Measured on CPU (see the
 # performance chapter of the book).
-AUTO_DIRECT_MAX_TAPS_1D = 9
+AUTO_DIRECT_MAX_TAPS_1D = 7
 AUTO_DIRECT_MAX_TAPS_2D = 9
 AUTO_MATMUL_MAX_WINDOW = 256
 
