@@ -26,10 +26,10 @@ BLOCK = 32  # outputs per block; measured on CPU, 16 to 64 perform alike
 
 
 def _toeplitz(w: Tensor, m: int) -> Tensor:
-    """``(m + 2h, m)`` matrix with ``T[p, q] = w[p - q]`` on the band ``0 <= p - q <= 2h``."""
+    """``(..., m + 2h, m)`` matrices with ``T[p, q] = w[..., p - q]`` on the band ``0 <= p - q <= 2h``."""
     k = w.shape[-1]
     d = torch.arange(m + k - 1, device=w.device)[:, None] - torch.arange(m, device=w.device)[None, :]
-    return torch.where((d >= 0) & (d < k), w[d.clamp(0, k - 1)], w.new_zeros(()))
+    return torch.where((d >= 0) & (d < k), w[..., d.clamp(0, k - 1)], w.new_zeros(()))
 
 
 def _diagonal_sums(p: Tensor, k: int) -> Tensor:
@@ -97,9 +97,47 @@ def _views(x: Tensor, dim: int) -> tuple[int, int, int]:
     return x.numel() // (L * S), L, S
 
 
-def _per_channel(x: Tensor, dim: int):
-    """``(Q, L, S)`` views of each channel of ``x`` (B, C, ...)."""
-    return [x[:, c].reshape(_views(x[:, c], dim - 1)) for c in range(x.shape[1])]
+def _channel_views(x: Tensor, dim: int) -> tuple[int, int, int, int, int]:
+    """``(B, C, Q, L, S)``: batch, channels, sizes before, along and after ``dim``."""
+    B, C = x.shape[:2]
+    _, L, S = _views(x, dim)
+    return B, C, x.numel() // (B * C * L * S), L, S
+
+
+def _correlate_channels(x5: Tensor, w: Tensor) -> Tensor:
+    """:func:`_correlate3` with one kernel per channel: ``x5`` (B, C, Q, L, S), ``w`` (C, k).
+
+    Each block is one matrix product batched over batch and channels, the ``C``
+    Toeplitz matrices broadcasting over the batch.
+    """
+    L, S = x5.shape[-2:]
+    h = (w.shape[-1] - 1) // 2
+    m = _block_size(L, h)
+    t = _toeplitz(w, m)  # (C, m + 2h, m)
+    y = x5.new_empty(x5.shape)
+    for a0, a1, c0, c1, p0 in _blocks(L, h, m):
+        tb = t[:, p0 : p0 + c1 - c0, : a1 - a0]
+        if S == 1:  # (B, C, Q, K) @ (C, K, m)
+            y[..., a0:a1, 0] = torch.matmul(x5[..., c0:c1, 0], tb)
+        else:  # (C, 1, m, K) @ (B, C, Q, K, S)
+            y[..., a0:a1, :] = torch.matmul(tb.transpose(-1, -2).unsqueeze(1), x5[..., c0:c1, :])
+    return y
+
+
+def _tap_grads_channels(g5: Tensor, x5: Tensor, k: int) -> Tensor:
+    """:func:`_tap_grads3` per channel of ``(B, C, Q, L, S)`` views, shape ``(C, k)``."""
+    C, L, S = x5.shape[1], x5.shape[3], x5.shape[4]
+    h = (k - 1) // 2
+    m = _block_size(L, h)
+    p = x5.new_zeros(C, m, m + 2 * h)
+    for a0, a1, c0, c1, p0 in _blocks(L, h, m):
+        if S == 1:
+            blk = torch.matmul(g5[..., a0:a1, 0].transpose(-1, -2), x5[..., c0:c1, 0]).sum(0)
+        else:
+            blk = torch.matmul(g5[..., a0:a1, :], x5[..., c0:c1, :].transpose(-1, -2)).sum((0, 2))
+        p[:, : a1 - a0, p0 : p0 + c1 - c0] += blk
+    K = m + 2 * h
+    return p.as_strided((C, k, m), (m * K, 1, K + 1)).sum(-1)
 
 
 def band_correlate(x: Tensor, w: Tensor, dim: int) -> Tensor:
@@ -107,10 +145,7 @@ def band_correlate(x: Tensor, w: Tensor, dim: int) -> Tensor:
     dim = dim % x.dim()
     if w.dim() == 1:
         return _correlate3(x.reshape(_views(x, dim)), w).view(x.shape)
-    parts = [
-        _correlate3(xc, w[c]).view(x.shape[:1] + x.shape[2:]) for c, xc in enumerate(_per_channel(x, dim))
-    ]
-    return torch.stack(parts, 1)
+    return _correlate_channels(x.reshape(_channel_views(x, dim)), w).view(x.shape)
 
 
 def band_tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool) -> Tensor:
@@ -119,5 +154,5 @@ def band_tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool) ->
     if not per_channel:
         shape = _views(x, dim)
         return _tap_grads3(g.reshape(shape), x.reshape(shape), k)
-    pairs = zip(_per_channel(g, dim), _per_channel(x, dim), strict=True)
-    return torch.stack([_tap_grads3(gc, xc, k) for gc, xc in pairs])
+    shape = _channel_views(x, dim)
+    return _tap_grads_channels(g.reshape(shape), x.reshape(shape), k)

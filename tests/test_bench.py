@@ -26,7 +26,15 @@ def test_benchmark_writes_every_implementation(bench, tmp_path, capsys):
     bench.main(args)
     rows = list(csv.DictReader(out.open()))
     impls = {(r["op"], r["impl"]) for r in rows}
-    for impl in ("sigma[auto]", "sigma[direct]", "sigma[matmul]", "sigma[fft]", "kornia", "original", "dense_conv"):
+    for impl in (
+        "sigma[auto]",
+        "sigma[direct]",
+        "sigma[matmul]",
+        "sigma[fft]",
+        "kornia",
+        "original",
+        "dense_conv",
+    ):
         assert ("blur2d_sphere", impl) in impls
     assert ("blur2d_full", "dense_conv") in impls
     assert {("blur2d_local_sphere", "sigma"), ("blur2d_local_sphere", "unfold")} <= impls
