@@ -3,18 +3,18 @@
 Correlating a signal of length ``L`` with a kernel of ``k = 2h + 1`` taps is a
 product with a banded Toeplitz matrix. Cutting the axis into blocks of ``m``
 outputs, every block needs the same ``(m + 2h, m)`` matrix ``T`` (``T[p, q] = w[p - q]``)
-applied to a window of ``m + 2h`` inputs, so the whole correlation is one matrix
-product over all windows:
+applied to its window of ``m + 2h`` inputs, so each block is one large matrix
+product that reads its window in place:
 
-* rows (the last axis): ``windows (Q * nb, m + 2h) @ T``;
-* planes (an axis with trailing data, e.g. the image rows): ``T^T @ window`` for
-  each window of ``m + 2h`` rows, one batched product, with the windows read in
-  place from a padded copy.
+* rows (the last axis, viewed as ``(Q, L)``): ``x[:, window] @ T``;
+* planes (an axis with trailing data, viewed as ``(Q, L, S)``, e.g. the rows of an
+  image): ``T^T @ x[q, window, :]``, batched over ``q``.
 
-This reads the input once per pass instead of once per tap, so its cost grows far
-more slowly with σ than the shifted sums of ``'direct'``. The kernel gradient is a
-second product of the same size (output gradient blocks against input windows),
-whose diagonals hold the per-tap sums.
+A pass reads the data once instead of once per tap, so its cost grows far more
+slowly with σ than the shifted sums of ``'direct'``, and stops growing once a
+window covers the whole axis. The kernel gradient is one more product per block
+(output-gradient block against input window), whose diagonals hold the per-tap
+sums. With one kernel per channel, the products are batched over the channels.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ def _toeplitz(w: Tensor, m: int) -> Tensor:
 
 
 def _diagonal_sums(p: Tensor, k: int) -> Tensor:
-    """``out[j] = sum_a p[a, a + j]`` for ``j < k``, from ``p`` of shape ``(m, m + k - 1)``."""
-    m, K = p.shape
-    return p.contiguous().as_strided((k, m), (1, K + 1)).sum(1)
+    """``out[..., j] = sum_a p[..., a, a + j]`` for ``j < k``, from ``p`` of shape ``(..., m, m + k - 1)``."""
+    p = p.contiguous()
+    m, K = p.shape[-2:]
+    return p.as_strided(p.shape[:-2] + (k, m), p.stride()[:-2] + (1, K + 1)).sum(-1)
 
 
 def _block_size(L: int, h: int) -> int:
@@ -136,8 +137,7 @@ def _tap_grads_channels(g5: Tensor, x5: Tensor, k: int) -> Tensor:
         else:
             blk = torch.matmul(g5[..., a0:a1, :], x5[..., c0:c1, :].transpose(-1, -2)).sum((0, 2))
         p[:, : a1 - a0, p0 : p0 + c1 - c0] += blk
-    K = m + 2 * h
-    return p.as_strided((C, k, m), (m * K, 1, K + 1)).sum(-1)
+    return _diagonal_sums(p, k)
 
 
 def band_correlate(x: Tensor, w: Tensor, dim: int) -> Tensor:
