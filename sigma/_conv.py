@@ -345,6 +345,23 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
 # ----------------------------------------------------------------------------- dispatch
 
 
+# pocketfft (CPU) has no half-precision transforms, and cuFFT only power-of-two ones
+NO_FFT_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _no_fft(x: Tensor, method: str, auto: bool) -> str:
+    """``method``, unless it is the FFT and ``x``'s dtype has none: then the banded products
+    under ``'auto'``, and a ``TypeError`` when the FFT was asked for."""
+    if method != "fft" or x.dtype not in NO_FFT_DTYPES:
+        return method
+    if auto:
+        return "matmul"
+    raise TypeError(
+        f"method='fft' does not support x of dtype {x.dtype}; use method='matmul' or 'direct', "
+        "or convert x to float32"
+    )
+
+
 def _auto_axis(h: int, length: int, mode: str) -> str:
     """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h``."""
     if mode == "zeros":
@@ -362,8 +379,10 @@ def _auto_axis(h: int, length: int, mode: str) -> str:
 def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, ...) with kernel ``w`` (k,) or (C, k) along ``dim``."""
     h = (w.shape[-1] - 1) // 2
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = _auto_axis(h, x.shape[dim], mode)
+    method = _no_fft(x, method, auto)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
     if method == "matmul":
@@ -382,9 +401,11 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
     if method == "auto":
         my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode)
         mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode)
+        my, mx = _no_fft(x, my, True), _no_fft(x, mx, True)
         if "fft" not in (my, mx):
             return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
         method = "fft"
+    method = _no_fft(x, method, False)
     if method in ("direct", "matmul"):
         return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
     return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, method)
@@ -393,9 +414,11 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
 def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, H, W) with a dense kernel ``w`` (ky, kx) or (C, ky, kx)."""
     hy, hx = (w.shape[-2] - 1) // 2, (w.shape[-1] - 1) // 2
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         taps = (2 * min(hy, x.shape[-2]) + 1) * (2 * min(hx, x.shape[-1]) + 1)
         method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_2D else "fft"
+    method = _no_fft(x, method, auto)
     if method == "direct":
         return _direct_2d(x, w, hy, hx, mode)
     if method == "matmul":

@@ -83,7 +83,8 @@ def blur1d(
 
     Raises:
         TypeError: if ``x`` is not a floating-point tensor, or ``sigma``/``std_devs``
-            is not a real number or tensor.
+            is not a real number or tensor; or ``method='fft'`` with a half-precision
+            ``x`` (``'auto'`` then uses the banded products instead).
         ValueError: if ``x`` is not 3D; σ is not finite and positive or its length is
             not C; ``std_devs`` is not positive; ``padding_mode``, ``kernel`` or
             ``method`` is unknown; or the kernel would exceed :data:`sigma.MAX_RADIUS`.

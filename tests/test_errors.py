@@ -431,3 +431,25 @@ def test_dynamic_blur2d_constructor_errors():
 def test_dynamic_blur2d_refuses_a_huge_range_at_construction():
     with pytest.raises(ValueError, match="sigma_range"):
         sigma.DynamicBlur2d(3, sigma=1.0, sigma_range=(0.25, 1e9))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fft_in_half_precision_is_refused_and_auto_avoids_it(dtype):
+    from sigma._conv import _auto_axis
+
+    x = torch.randn(1, 2, 40, 40).to(dtype)
+    with pytest.raises(TypeError, match=r"method='fft'.*x of dtype"):
+        sigma.blur2d_sphere(x, 9.0, method="fft")
+    with pytest.raises(TypeError, match=r"method='fft'.*x of dtype"):
+        sigma.blur2d_full(x, 16 * torch.eye(2), method="fft")
+    # where float32 would take the FFT, half precision takes the banded products instead
+    x1 = torch.randn(1, 2, 600).to(dtype)
+    assert _auto_axis(80, 600, "zeros") == "fft"
+    out = sigma.blur1d(x1, 40.0)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), sigma.blur1d(x1.float(), 40.0), rtol=0, atol=2e-2)
+    full = sigma.blur2d_full(x, 16 * torch.eye(2))  # 17 x 17 taps: the FFT in float32
+    assert full.dtype == dtype
+    torch.testing.assert_close(
+        full.float(), sigma.blur2d_full(x.float(), 16 * torch.eye(2)), rtol=0, atol=2e-2
+    )
