@@ -24,6 +24,8 @@ All are differentiable in the input and the kernel (and therefore in σ) by auto
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -167,8 +169,9 @@ def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
     the pairs that this shift carries across the end of ``dim`` into the next block
     are few (``|o|`` rows of each block) and are subtracted. No full-size temporary.
     """
-    h, L, s = (k - 1) // 2, x.shape[dim], x.stride(dim)
-    gf, xf, N = g.reshape(-1), x.reshape(-1), x.numel()
+    h, L, N = (k - 1) // 2, x.shape[dim], x.numel()
+    s = math.prod(x.shape[dim:]) // L if L else 1  # elements per step along dim
+    gf, xf = g.reshape(-1), x.reshape(-1)
     gv, xv = g.view(-1, L, s), x.view(-1, L, s)
     taps = []
     for j in range(k):
