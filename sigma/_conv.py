@@ -37,7 +37,7 @@ from ._padding import fold_kernel, index_map, pad_axis
 # kernels use banded products ('matmul') while each block reads at most
 # AUTO_MATMUL_MAX_WINDOW inputs, and the FFT beyond. Measured on CPU (see the
 # performance chapter of the book).
-AUTO_DIRECT_MAX_TAPS_1D = 7
+AUTO_DIRECT_MAX_TAPS_1D = 9
 AUTO_DIRECT_MAX_TAPS_2D = 9
 AUTO_MATMUL_MAX_WINDOW = 256
 
@@ -107,6 +107,10 @@ class _ShiftCorr(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             if torch.is_grad_enabled():  # double backward: differentiable form
                 gw = _tap_grads_graph(g, x, w, dim)
+            elif dim % x.dim() == x.dim() - 1:
+                # along the last axis the shifted flat vectors are misaligned in memory
+                # (several times slower dot products): the banded product is faster
+                gw = band_tap_grads(g, x, k, dim, w.dim() == 2)
             elif w.dim() == 1 and g.is_contiguous() and x.is_contiguous():
                 gw = _tap_grads_flat(g, x, k, dim)
             else:
@@ -165,25 +169,29 @@ def _tap_grads_graph(g: Tensor, x: Tensor, w: Tensor, dim: int) -> Tensor:
 def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
     """``gw[j] = sum_i g[i] * x[i + j - h]`` along ``dim`` (zero outside), for contiguous tensors.
 
-    Each tap is one dot product of the flattened tensors shifted by ``o * stride``;
-    the pairs that this shift carries across the end of ``dim`` into the next block
-    are few (``|o|`` rows of each block) and are subtracted. No full-size temporary.
+    Each tap is one dot product of the flattened tensors shifted by ``o`` steps along
+    ``dim``. That shift also pairs the last ``|o|`` positions of each run along ``dim``
+    with the first ones of the next run; those pairs are subtracted, all offsets at
+    once, from two small ``(h, h)`` products of the run ends. No full-size temporary.
     """
     h, L, N = (k - 1) // 2, x.shape[dim], x.numel()
     s = math.prod(x.shape[dim:]) // L if L else 1  # elements per step along dim
     gf, xf = g.reshape(-1), x.reshape(-1)
+    taps = [
+        torch.dot(gf[max(0, -o) * s : N - max(0, o) * s], xf[max(0, o) * s : N - max(0, -o) * s])
+        for o in range(-h, h + 1)
+    ]
+    gw = torch.stack(taps)
     gv, xv = g.view(-1, L, s), x.view(-1, L, s)
-    taps = []
-    for j in range(k):
-        o = j - h
-        a, b = max(0, -o) * s, max(0, o) * s
-        t = torch.dot(gf[a : N - b], xf[b : N - a])
-        if o > 0 and gv.shape[0] > 1:
-            t = t - (gv[:-1, L - o :] * xv[1:, :o]).sum()
-        elif o < 0 and gv.shape[0] > 1:
-            t = t - (gv[1:, :-o] * xv[:-1, L + o :]).sum()
-        taps.append(t)
-    return torch.stack(taps)
+    if gv.shape[0] > 1 and h > 0:
+        # ends[a, b] = sum g[q, L - h + a] x[q + 1, b]; starts[a, b] = sum g[q + 1, a] x[q, L - h + b]
+        ends = torch.einsum("qas,qbs->ab", gv[:-1, L - h :], xv[1:, :h])
+        starts = torch.einsum("qas,qbs->ab", gv[1:, :h], xv[:-1, L - h :])
+        fix = [torch.diagonal(starts, h - p).sum() for p in range(h, 0, -1)]  # o = -h .. -1
+        fix += [gw.new_zeros(())]
+        fix += [torch.diagonal(ends, -(h - o)).sum() for o in range(1, h + 1)]  # o = 1 .. h
+        gw = gw - torch.stack(fix)
+    return gw
 
 
 def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Tensor:
