@@ -19,6 +19,8 @@ sums. With one kernel per channel, the products are batched over the channels.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -52,81 +54,43 @@ def _blocks(L: int, h: int, m: int):
         yield a0, a1, c0, c1, c0 - (a0 - h)
 
 
-def _correlate3(x3: Tensor, w: Tensor) -> Tensor:
-    """``(Q, L, S)`` correlation of ``x3`` with ``w`` (k,) along the middle axis, zero outside.
+def _views(x: Tensor, dim: int, per_channel: bool) -> tuple[int, int, int, int, int]:
+    """``(B, C, Q, L, S)``: batch, channels, sizes before, along and after ``dim``.
 
-    Every block of outputs is one matrix product reading its window of inputs in
-    place: ``x[:, window] @ T`` on rows (``S == 1``), and ``T^T @ x[q, window, :]``
-    batched over ``q`` with trailing data (``S > 1``).
+    With a shared kernel the whole tensor is one batch of one channel.
     """
-    Q, L, S = x3.shape
-    h = (w.shape[-1] - 1) // 2
-    m = _block_size(L, h)
-    t = _toeplitz(w, m)
-    if S == 1:
-        x2, y2 = x3.reshape(Q, L), x3.new_empty(Q, L)
-        for a0, a1, c0, c1, p0 in _blocks(L, h, m):
-            torch.mm(x2[:, c0:c1], t[p0 : p0 + c1 - c0, : a1 - a0], out=y2[:, a0:a1])
-        return y2.view(Q, L, 1)
-    y = x3.new_empty(Q, L, S)
-    for a0, a1, c0, c1, p0 in _blocks(L, h, m):
-        y[:, a0:a1] = torch.matmul(t[p0 : p0 + c1 - c0, : a1 - a0].t(), x3[:, c0:c1])
-    return y
-
-
-def _tap_grads3(g3: Tensor, x3: Tensor, k: int) -> Tensor:
-    """``gw[j] = sum g[i] x[i + j - h]`` over a ``(Q, L, S)`` view, shape ``(k,)``."""
-    Q, L, S = x3.shape
-    h = (k - 1) // 2
-    m = _block_size(L, h)
-    p = x3.new_zeros(m, m + 2 * h)
-    for a0, a1, c0, c1, p0 in _blocks(L, h, m):
-        if S == 1:
-            blk = g3[:, a0:a1, 0].t() @ x3[:, c0:c1, 0]
-        else:
-            blk = torch.matmul(g3[:, a0:a1], x3[:, c0:c1].transpose(1, 2)).sum(0)
-        p[: a1 - a0, p0 : p0 + c1 - c0] += blk
-    return _diagonal_sums(p, k)
-
-
-def _views(x: Tensor, dim: int) -> tuple[int, int, int]:
-    """``(Q, L, S)``: sizes before, along and after ``dim``."""
     L = x.shape[dim]
-    S = 1
-    for n in x.shape[dim + 1 :]:
-        S *= n
-    return x.numel() // (L * S), L, S
-
-
-def _channel_views(x: Tensor, dim: int) -> tuple[int, int, int, int, int]:
-    """``(B, C, Q, L, S)``: batch, channels, sizes before, along and after ``dim``."""
-    B, C = x.shape[:2]
-    _, L, S = _views(x, dim)
+    S = math.prod(x.shape[dim + 1 :])
+    B, C = x.shape[:2] if per_channel else (1, 1)
     return B, C, x.numel() // (B * C * L * S), L, S
 
 
-def _correlate_channels(x5: Tensor, w: Tensor) -> Tensor:
-    """:func:`_correlate3` with one kernel per channel: ``x5`` (B, C, Q, L, S), ``w`` (C, k).
+def _correlate(x5: Tensor, w: Tensor) -> Tensor:
+    """Correlation of ``x5`` (B, C, Q, L, S) with ``w`` (C, k) along ``L``, zero outside.
 
-    Each block is one matrix product batched over batch and channels, the ``C``
-    Toeplitz matrices broadcasting over the batch.
+    Every block of outputs is one matrix product reading its window of inputs in
+    place, batched over batch and channels with the ``C`` Toeplitz matrices
+    broadcasting over the batch: ``x[..., window] @ T`` on rows (``S == 1``), and
+    ``T^T @ x[..., window, :]`` with trailing data (``S > 1``).
     """
-    L, S = x5.shape[-2:]
+    B, C, Q, L, S = x5.shape
     h = (w.shape[-1] - 1) // 2
     m = _block_size(L, h)
     t = _toeplitz(w, m)  # (C, m + 2h, m)
     y = x5.new_empty(x5.shape)
     for a0, a1, c0, c1, p0 in _blocks(L, h, m):
         tb = t[:, p0 : p0 + c1 - c0, : a1 - a0]
-        if S == 1:  # (B, C, Q, K) @ (C, K, m)
+        if S == 1 and B == C == 1:  # one plain product, written in place
+            torch.mm(x5[0, 0, :, c0:c1, 0], tb[0], out=y[0, 0, :, a0:a1, 0])
+        elif S == 1:  # (B, C, Q, K) @ (C, K, m)
             y[..., a0:a1, 0] = torch.matmul(x5[..., c0:c1, 0], tb)
         else:  # (C, 1, m, K) @ (B, C, Q, K, S)
             y[..., a0:a1, :] = torch.matmul(tb.transpose(-1, -2).unsqueeze(1), x5[..., c0:c1, :])
     return y
 
 
-def _tap_grads_channels(g5: Tensor, x5: Tensor, k: int) -> Tensor:
-    """:func:`_tap_grads3` per channel of ``(B, C, Q, L, S)`` views, shape ``(C, k)``."""
+def _tap_grads(g5: Tensor, x5: Tensor, k: int) -> Tensor:
+    """``gw[c, j] = sum g[.., c, .., i, ..] x[.., c, .., i + j - h, ..]`` over ``(B, C, Q, L, S)`` views."""
     C, L, S = x5.shape[1], x5.shape[3], x5.shape[4]
     h = (k - 1) // 2
     m = _block_size(L, h)
@@ -142,17 +106,12 @@ def _tap_grads_channels(g5: Tensor, x5: Tensor, k: int) -> Tensor:
 
 def band_correlate(x: Tensor, w: Tensor, dim: int) -> Tensor:
     """'Same' correlation of ``x`` (B, C, ...) with ``w`` (k,) or (C, k) along ``dim``, zero boundary."""
-    dim = dim % x.dim()
-    if w.dim() == 1:
-        return _correlate3(x.reshape(_views(x, dim)), w).view(x.shape)
-    return _correlate_channels(x.reshape(_channel_views(x, dim)), w).view(x.shape)
+    shape = _views(x, dim % x.dim(), w.dim() == 2)
+    return _correlate(x.reshape(shape), w.reshape(-1, w.shape[-1])).view(x.shape)
 
 
 def band_tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool) -> Tensor:
     """Kernel gradient of :func:`band_correlate`: ``(k,)``, or ``(C, k)`` if ``per_channel``."""
-    dim = dim % x.dim()
-    if not per_channel:
-        shape = _views(x, dim)
-        return _tap_grads3(g.reshape(shape), x.reshape(shape), k)
-    shape = _channel_views(x, dim)
-    return _tap_grads_channels(g.reshape(shape), x.reshape(shape), k)
+    shape = _views(x, dim % x.dim(), per_channel)
+    gw = _tap_grads(g.reshape(shape), x.reshape(shape), k)
+    return gw if per_channel else gw[0]
