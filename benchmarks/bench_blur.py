@@ -65,6 +65,9 @@ def cpu_model() -> str:
 def machine(device: torch.device) -> dict[str, str]:
     info = {
         "cpu": cpu_model(),
+        # the vector instructions PyTorch's CPU kernels use (e.g. AVX2, AVX512): timings,
+        # and which convolution code oneDNN picks, depend on it
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
         "threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
         "device": str(device),

@@ -40,7 +40,7 @@ def test_benchmark_writes_every_implementation(bench, tmp_path, capsys):
     assert {("blur2d_local_sphere", "sigma"), ("blur2d_local_sphere", "unfold")} <= impls
     for r in rows:
         assert float(r["median_ms"]) > 0
-        assert r["cpu"] and r["torch"] and r["threads"] and r["device"] == "cpu"
+        assert r["cpu"] and r["cpu_isa"] and r["torch"] and r["threads"] and r["device"] == "cpu"
     printed = capsys.readouterr().out
     assert "# targets (float32):" in printed and "blur2d_sphere" in printed
 
