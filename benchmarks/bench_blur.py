@@ -15,7 +15,7 @@ and float64. Compared implementations:
 * for the per-pixel blur, an im2col implementation (``F.unfold``) of the same sum.
 
 Slow baselines are skipped where a single run would take too long (the table says
-which). Results go to ``benchmarks/results/blur_<device>.csv`` together with the
+which). Results go to ``sigma/book/results/blur_<device>.csv`` together with the
 machine description, and the script checks the project's speed targets at the end.
 
 Usage: ``python benchmarks/bench_blur.py [--quick] [--device cpu|cuda] [--out PATH]``
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="float32 only and shorter timing runs")
-    ap.add_argument("--out", default=None, help="CSV path (default: benchmarks/results/blur_<device>.csv)")
+    ap.add_argument("--out", default=None, help="CSV path (default: sigma/book/results/blur_<device>.csv)")
     ap.add_argument("--min-run-time", type=float, default=None, help="seconds of timing per row")
     ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="input shape B x C x H x W")
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS), help="comma-separated σ values")
@@ -302,7 +302,10 @@ def main(argv=None) -> int:
     dtypes = (torch.float32,) if args.quick else (torch.float32, torch.float64)
     min_run_time = args.min_run_time or (0.2 if args.quick else 1.0)
     info = machine(device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"blur_{device.type}.csv")
+    out = Path(
+        args.out
+        or Path(__file__).resolve().parent.parent / "sigma" / "book" / "results" / f"blur_{device.type}.csv"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"# machine: {info}")
     print(f"# input {shape}, forward + backward (input and scale), median of repeated runs")

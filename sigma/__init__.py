@@ -1,12 +1,12 @@
 """sigma: Gaussian blurs whose scale σ is a differentiable, learnable parameter.
 
 Functional API first (``sigma.blur2d_sphere(x, sigma)``), thin ``nn.Module`` layers
-over it (``sigma.Blur2d``). See the book for the why and the how.
+over it (``sigma.Blur2d``). See the book for the why and the how; the code its
+chapters share (training loop, sample data, plots) is the separate :mod:`sigma.book`.
 """
 
 from ._checks import MAX_RADIUS, ScaleError
 from .blur import blur1d, blur2d_diag, blur2d_full, blur2d_sphere, dog1d, dog2d
-from .fit import FitResult, SweepResult, fit, half_mse, make_optimizer, steps_to_tolerance, sweep
 from .kernels import cov_radii, gauss1d, gauss2d_diag, gauss2d_full, gauss2d_sphere, kernel_radius
 from .local import blur2d_local_full, blur2d_local_sphere
 from .modules import Blur1d, Blur2d, DynamicBlur2d, GaussConv2d
@@ -39,11 +39,4 @@ __all__ = [
     "Blur2d",
     "GaussConv2d",
     "DynamicBlur2d",
-    "fit",
-    "FitResult",
-    "half_mse",
-    "make_optimizer",
-    "sweep",
-    "SweepResult",
-    "steps_to_tolerance",
 ]

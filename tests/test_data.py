@@ -1,4 +1,4 @@
-"""Tests for the book's sample images, σ maps and synthetic tasks (sigma.data)."""
+"""Tests for the book's sample images, σ maps and synthetic tasks (sigma.book.data)."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import sigma
-from sigma import data
+from sigma.book import data
 
 
 def test_sample_image_full_and_downsampled():

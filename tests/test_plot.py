@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import sigma  # noqa: E402
-import sigma.plot as splot  # noqa: E402
+import sigma.book.plot as splot  # noqa: E402
+from sigma.book import half_mse  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def test_plot_explorer_marks_the_loss_and_log_sigma_gradient():
     target = sigma.blur1d(x, 3.0, **opts)
 
     def loss(s):
-        return float(sigma.half_mse(sigma.blur1d(x, math.exp(s), **opts), target))
+        return float(half_mse(sigma.blur1d(x, math.exp(s), **opts), target))
 
     s, eps = math.log(1.3), 1e-6  # h = ceil(2σ) = 3 on both sides: no kernel-size jump
     marked_loss = fig.axes[2].lines[1].get_ydata()[0]

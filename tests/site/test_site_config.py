@@ -78,7 +78,7 @@ def test_api_page_documents_every_public_name():
     documented = re.findall(r"^\.\. auto(?:function|class|data|exception):: sigma\.(\w+)$", text, flags=re.M)
     assert sorted(documented) == sorted(sigma.__all__)
     assert len(documented) == len(set(documented))
-    assert ".. automodule:: sigma.plot" in text
+    assert ".. automodule:: sigma.book.plot" in text
 
 
 def test_citations_resolve_to_the_bibliography():

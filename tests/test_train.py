@@ -1,4 +1,4 @@
-"""Tests for the shared training loop (sigma.fit)."""
+"""Tests for the shared training loop (sigma.book.train)."""
 
 import math
 
@@ -6,13 +6,14 @@ import pytest
 import torch
 
 import sigma
+from sigma.book import fit
 
 
 def test_fit_recovers_sigma_and_records_everything():
     x = torch.randn(1, 1, 80, dtype=torch.float64)
     y = sigma.blur1d(x, 2.5)
     s = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    r = sigma.fit(
+    r = fit(
         lambda: sigma.blur1d(x, s.exp()),
         [s],
         y,
@@ -33,7 +34,7 @@ def test_fit_reports_divergence_instead_of_raising():
     x = torch.randn(1, 1, 50, dtype=torch.float64)
     y = sigma.blur1d(x, 2.0)
     s = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    r = sigma.fit(lambda: sigma.blur1d(x, s.exp()), [s], y, steps=50, lr=1e3)
+    r = fit(lambda: sigma.blur1d(x, s.exp()), [s], y, steps=50, lr=1e3)
     assert r.diverged and "too large" in r.reason
     assert r.steps_run == 0 and len(r.losses) == 1
 
@@ -41,7 +42,7 @@ def test_fit_reports_divergence_instead_of_raising():
 def test_fit_logs(capsys):
     x = torch.randn(1, 1, 30, dtype=torch.float64)
     s = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    sigma.fit(
+    fit(
         lambda: sigma.blur1d(x, s.exp()),
         [s],
         x,
@@ -60,7 +61,7 @@ def test_fit_rejects_bad_arguments(bad):
     s = torch.zeros((), requires_grad=True)
     kwargs = dict(steps=1, lr=0.1) | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
-        sigma.fit(lambda: s * 1.0, [s], torch.zeros(()), **kwargs)
+        fit(lambda: s * 1.0, [s], torch.zeros(()), **kwargs)
 
 
 def _sweep_setup(x):
@@ -72,7 +73,7 @@ def _sweep_setup(x):
 
 
 def test_sweep_runs_every_pair_from_a_fresh_start():
-    from sigma.fit import sweep
+    from sigma.book import sweep
 
     x = torch.randn(1, 1, 60, dtype=torch.float64)
     y = sigma.blur1d(x, 2.5)
@@ -93,7 +94,7 @@ def test_sweep_runs_every_pair_from_a_fresh_start():
 
 
 def test_sweep_rejects_bad_arguments():
-    from sigma.fit import sweep
+    from sigma.book import sweep
 
     setup = _sweep_setup(torch.randn(1, 1, 10, dtype=torch.float64))
     y = torch.zeros(1, 1, 10, dtype=torch.float64)
@@ -106,7 +107,7 @@ def test_sweep_rejects_bad_arguments():
 
 
 def test_steps_to_tolerance():
-    from sigma.fit import steps_to_tolerance
+    from sigma.book import steps_to_tolerance
 
     v = torch.tensor([1.0, 2.5, 1.9, 2.01, 2.0], dtype=torch.float64)
     assert steps_to_tolerance(v, 2.0, 0.01) == 3  # step 2 is off by 5%

@@ -8,20 +8,24 @@ the photograph comes from the sample data that ships inside matplotlib.
   :func:`sigma.blur2d_local_sphere`.
 * :func:`gradient_task`, :func:`two_scale_task`: input/target pairs whose right
   receptive-field size is known, for learning σ inside a network.
+* :func:`benchmark_results`: the committed ``make bench`` measurements, shipped as
+  package data so the performance chapter runs without the repository.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import numbers
+from importlib import resources
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_choice, check_positive_real, check_radius
-from .blur import blur2d_sphere
-from .local import blur2d_local_sphere
+from .._checks import check_choice, check_positive_real, check_radius
+from ..blur import blur2d_sphere
+from ..local import blur2d_local_sphere
 
 __all__ = [
     "SAMPLE_IMAGES",
@@ -31,6 +35,7 @@ __all__ = [
     "x_derivative_filter",
     "gradient_task",
     "two_scale_task",
+    "benchmark_results",
 ]
 
 #: Names accepted by :func:`sample_image`, mapped to files of matplotlib's sample data.
@@ -315,3 +320,31 @@ def two_scale_task(
     sigma_map = torch.full_like(cue, s0).masked_fill(cue > 0, s1)
     y = blur2d_local_sphere(noise, sigma_map, radius=radius)
     return torch.cat([noise, cue], 1), y, sigma_map
+
+
+def benchmark_results(device: str = "cpu") -> list[dict[str, str]]:
+    """The committed benchmark measurements for ``device`` as a list of CSV rows.
+
+    ``make bench`` writes ``sigma/book/results/blur_<device>.csv``; the file ships inside
+    the package, so a chapter opened alone reads the same numbers as one in a clone.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        One dict per row, keyed by the CSV header (all values are strings).
+
+    Raises:
+        ValueError: if no results are shipped for ``device``.
+
+    Example:
+        >>> rows = benchmark_results("cpu")
+        >>> {"op", "impl", "median_ms"} <= set(rows[0])
+        True
+    """
+    name = f"blur_{device}.csv"
+    path = resources.files("sigma.book").joinpath("results", name)
+    if not isinstance(device, str) or not path.is_file():
+        raise ValueError(f"device must name shipped results (blur_<device>.csv), got device={device!r}")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._checks import ScaleError
+from .._checks import ScaleError
 
 __all__ = [
     "half_mse",

@@ -312,9 +312,9 @@ def plot_explorer(
             ``sigma_range`` is not ``0 < low < high``, or ``num < 2``; the blur's own
             checks (σ, ``std_devs``, ``kernel``, ``padding_mode``) apply too.
     """
-    from .blur import blur1d
-    from .fit import half_mse
-    from .kernels import gauss1d
+    from ..blur import blur1d
+    from ..kernels import gauss1d
+    from .train import half_mse
 
     plt = _plt()
     if not isinstance(x, Tensor) or not (x.dim() == 1 or (x.dim() == 3 and x.shape[:2] == (1, 1))):
@@ -402,7 +402,7 @@ def plot_sweep_errors(
 ):
     """Final error against learning rate on log-log axes, one line per row of ``errors``.
 
-    Diverged runs (``nan`` entries, as :meth:`sigma.fit.SweepResult.relative_error`
+    Diverged runs (``nan`` entries, as :meth:`sigma.book.SweepResult.relative_error`
     returns them) are drawn as ``x`` markers on a dotted line at ``diverged_at``;
     errors below ``floor`` (exact recoveries included) are drawn at ``floor``, since a
     log axis cannot show zero.
