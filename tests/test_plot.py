@@ -157,7 +157,8 @@ def test_show_images_grid_colormaps_limits_and_colorbars():
 def test_explorer_animation_is_an_offline_slider_over_the_frames():
     torch.manual_seed(1337)
     x = torch.randn(1, 1, 30, dtype=torch.float64)
-    html = splot.explorer_animation(x, [1.0, 3.0, 5.0], num=5, figsize=(4.0, 3.0), dpi=30)
+    html = splot.explorer_animation(x, [1.0, 3.0, 5.0], num=5, figsize=(4.0, 3.0), dpi=30, alt='a "b"')
+    assert '<img alt="a &quot;b&quot;" id=' in html
     assert 'class="animation"' in html and 'type="range"' in html
     assert html.count("data:image/png;base64,") == 3  # one embedded frame per σ, nothing fetched
     assert "http://" not in html and "https://" not in html

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from html import escape as _html_escape
 
 import torch
 from torch import Tensor
@@ -413,6 +414,7 @@ def explorer_animation(
     num: int = 61,
     figsize: tuple[float, float] = (8.0, 5.4),
     dpi: float = 64,
+    alt: str = "",
 ) -> str:
     """The explorer's four panels at several σ, as an HTML slider that needs no kernel.
 
@@ -439,6 +441,7 @@ def explorer_animation(
         num: number of σ on the curves. Default: 61.
         figsize: size of a frame in inches. Default: ``(8.0, 5.4)``.
         dpi: resolution of the frames. Default: 64.
+        alt: alt text of the frame image, for readers who cannot see it. Default: ``''``.
 
     Returns:
         The animation's HTML, matplotlib's standard player: a ``<div class="animation">``
@@ -475,7 +478,10 @@ def explorer_animation(
             plt.close(fig)
     # matplotlib's player links Font Awesome (its button icons) from a CDN; the page must
     # fetch nothing, and the book's theme ships Font Awesome itself.
-    return re.sub(r"<link\s+rel=\"stylesheet\"\s+href=\"https?://[^\"]*\"\s*/?>\s*", "", html)
+    html = re.sub(r"<link\s+rel=\"stylesheet\"\s+href=\"https?://[^\"]*\"\s*/?>\s*", "", html)
+    if alt:
+        html = html.replace("<img id=", f'<img alt="{_html_escape(alt, quote=True)}" id=', 1)
+    return html
 
 
 def _sweep_table(lrs: Sequence[float], errors: Tensor, labels: Sequence[str]) -> Tensor:
