@@ -69,6 +69,8 @@ def test_software_entry_matches_citation_file_and_package():
     entry = _bibtex_entries(_citing_section())["sigma_blur"]
     assert entry["title"] == CFF["title"]
     assert entry["author"] == "{" + CFF["authors"][0]["name"] + "}"
-    assert entry["version"] == CFF["version"] == PROJECT["version"]
+    init = (REPO / "sigma" / "__init__.py").read_text(encoding="utf-8")
+    (package_version,) = re.findall(r'^__version__ = "([^"]+)"$', init, re.M)
+    assert entry["version"] == CFF["version"] == PROJECT["version"] == package_version
     assert entry["url"] == CFF["repository-code"]
     assert set(CFF["license"]) == {PROJECT["license"], "CC-BY-4.0"}
