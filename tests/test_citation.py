@@ -30,10 +30,10 @@ def _bibtex_entries(text: str) -> dict[str, dict[str, str]]:
     return entries
 
 
-def _citing_section() -> str:
-    intro = (REPO / "book" / "intro.md").read_text(encoding="utf-8")
-    m = re.search(r"^## Citing\n(?P<body>.*?)(?=^## )", intro, re.S | re.M)
-    assert m, "book/intro.md has no '## Citing' section"
+def _citing_section(path: str = "book/intro.md", heading: str = "Citing") -> str:
+    text = (REPO / path).read_text(encoding="utf-8")
+    m = re.search(rf"^## {heading}\n(?P<body>.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, f"{path} has no '## {heading}' section"
     return m["body"]
 
 
@@ -48,6 +48,10 @@ PAPER = CFF["preferred-citation"]
     "entry",
     [
         pytest.param(_bibtex_entries(_citing_section())["shelhamer2019blurring"], id="intro"),
+        pytest.param(
+            _bibtex_entries(_citing_section("README.md", "Citing and license"))["shelhamer2019blurring"],
+            id="README",
+        ),
         pytest.param(
             _bibtex_entries((REPO / "book" / "references.bib").read_text(encoding="utf-8"))[
                 "shelhamer2019blurring"
