@@ -7,7 +7,7 @@ STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test test-lib test-notebooks book book-check site-test lab lint bench execute clean
+.PHONY: install test test-lib test-notebooks book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 
 ## make test: lint, library tests and doctests, strict nbval on every notebook,
 ## a clean book build with warnings as errors, and the browser check of the site.
-test: lint test-lib test-notebooks book-check site-test
+test: lint test-lib test-notebooks book-check site-test lab-test
 
 test-lib: install
 	$(PY) -m pytest -q
@@ -62,9 +62,17 @@ site-test: install
 	$(PY) tests/site/check_site.py
 	SIGMA_SITE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/site/test_check_site.py
 
-## make lab: open the book's notebooks in JupyterLab.
+## make lab: open the book's notebooks in JupyterLab (MyST rendered by jupyterlab-myst).
+## --allow-root only when run as root (containers); Lab refuses root without it.
 lab: install
-	$(VENV)/bin/jupyter lab book/
+	$(VENV)/bin/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) book/
+
+## make lab-test: open a chapter in JupyterLab in headless Chromium, run it, and fail on a
+## cell error, raw MyST text ({glue:text}, {cite}, :::{dropdown}) or an unglued key; then
+## check that the check fails on small broken notebooks. Screenshot: _build/screenshots/lab__*.png.
+lab-test: install
+	$(PY) tests/site/check_lab.py book/recovery_1d.ipynb
+	SIGMA_LAB_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider -o addopts="" tests/site/test_check_lab.py
 
 ## make execute: re-run every notebook top to bottom and store its outputs.
 execute: install
