@@ -462,8 +462,12 @@ def explorer_animation(
     from ..kernels import kernel_radius
 
     r_max = max(kernel_radius(v, std_devs) for v in sigmas)
-    with plt.rc_context({"savefig.dpi": dpi, "figure.dpi": dpi, "font.size": 9, "legend.fontsize": 7}):
-        # Fixed margins: a layout engine would re-measure every frame twice (most of the cost).
+    # Fixed margins: a layout engine would re-measure every frame twice (most of the cost). The
+    # rc setting too, since savefig re-creates the layout engine that rcParams name.
+    no_layout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
+    with plt.rc_context(
+        {"savefig.dpi": dpi, "figure.dpi": dpi, "font.size": 9, "legend.fontsize": 7, **no_layout}
+    ):
         fig, axes = plt.subplots(2, 2, figsize=figsize, layout="none")
         fig.subplots_adjust(left=0.09, right=0.98, bottom=0.09, top=0.9, wspace=0.28, hspace=0.45)
 
