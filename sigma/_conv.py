@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._band import BLOCK, band_correlate, band_tap_grads
-from ._padding import fold_kernel, index_map, pad_axis
+from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
 
 # method='auto': kernels up to these sizes use shifted sums ('direct'); longer 1D
 # kernels use banded products ('matmul') while each block reads at most
@@ -198,7 +198,7 @@ def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Te
     """Spatial correlation along ``dim`` with ``corr`` (:class:`_ShiftCorr` or :class:`_BandCorr`)."""
     L = x.shape[dim]
     w, h = fold_kernel(w, h, L, mode)
-    if mode == "zeros":
+    if MODES[mode].index is None:  # zeros: the engines read zeros outside already
         return corr.apply(x, w, dim)
     return corr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
 
@@ -240,25 +240,23 @@ class _AxisPlan:
 
     def __init__(self, length: int, h: int, mode: str):
         self.length, self.mode, self.h_in = length, mode, h
-        if mode == "zeros":
-            self.h = min(h, length - 1)
+        fold = MODES[mode].fold
+        self.h = folded_radius(h, length, mode)
+        if fold == "drop":
             self.offset = 0
             self.n = fast_fft_size(length + self.h)
-        elif mode == "replicate" or 2 * h < length:
+        elif fold == "clamp" or 2 * h < length:
             # explicit padding by the (folded) half-size, then a linear correlation
-            self.h = min(h, length) if mode == "replicate" else h
             self.offset = self.h
             self.n = fast_fft_size(length + 2 * self.h)
         else:
-            # periodic extension: circular (period L) or mirrored (period 2L - 2)
-            self.h = h
+            # periodic extension, one period long: the kernel wraps onto it
             self.offset = 0
-            self.n = length if mode == "circular" else max(1, 2 * length - 2)
+            self.n = period(length, mode)
 
     def circular_kernel(self, w: Tensor, dim: int) -> Tensor:
         """Place the (folded) kernel taps along ``dim`` of a length-``n`` circular kernel."""
-        if self.mode in ("zeros", "replicate"):
-            w, _ = fold_kernel(w, self.h_in, self.length, self.mode, dim)
+        w, _ = fold_kernel(w, self.h_in, self.length, self.mode, dim)
         idx = torch.arange(-self.h + self.offset, self.h + self.offset + 1, device=w.device).remainder(self.n)
         shape = list(w.shape)
         shape[dim] = self.n
@@ -267,8 +265,8 @@ class _AxisPlan:
     def extend(self, x: Tensor, dim: int) -> Tensor:
         if self.offset:
             return pad_axis(x, self.offset, self.offset, self.mode, dim)
-        if self.mode == "reflect" and self.n > self.length:
-            return x.index_select(dim, index_map(self.length, 0, self.n - self.length, "reflect", x.device))
+        if MODES[self.mode].fold == "periodic" and self.n > self.length:
+            return x.index_select(dim, index_map(self.length, 0, self.n - self.length, self.mode, x.device))
         return x
 
 
@@ -375,13 +373,10 @@ def _no_fft(x: Tensor, method: str, auto: bool) -> str:
 
 def _auto_axis(h: int, length: int, mode: str) -> str:
     """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h``."""
-    if mode == "zeros":
-        h = min(h, length - 1)
-    elif mode == "replicate":
-        h = min(h, length)
+    h = folded_radius(h, length, mode)
     if 2 * h + 1 <= AUTO_DIRECT_MAX_TAPS_1D:
         return "direct"
-    padded = length if mode == "zeros" else length + 2 * h
+    padded = length if MODES[mode].index is None else length + 2 * h
     if min(padded, max(BLOCK, 2 * h) + 2 * h) <= AUTO_MATMUL_MAX_WINDOW:
         return "matmul"
     return "fft"
