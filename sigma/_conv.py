@@ -58,6 +58,36 @@ def fast_fft_size(n: int) -> int:
     return best
 
 
+# ----------------------------------------------------------------------------- autograd Functions
+
+
+def eager_twin(cls: type) -> type:
+    """An old-style copy of the new-style autograd Function ``cls``, for the eager path.
+
+    ``torch.func`` (vmap, grad) needs Functions whose ``forward`` takes no ``ctx``, with
+    ``setup_context`` and a vmap rule; but their ``apply`` binds its arguments with
+    :func:`inspect.signature` on every call, tens of microseconds per correlation. The twin
+    runs the same ``forward``, ``setup_context`` and ``backward`` without that, and
+    :func:`apply` picks it unless a transform or ``torch.compile`` is active.
+    """
+
+    def forward(ctx, *args):
+        out = cls.forward(*args)
+        cls.setup_context(ctx, args, out)
+        return out
+
+    return type(
+        cls.__name__ + "Eager",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(cls.backward), "__doc__": cls.__doc__},
+    )
+
+
+def apply(cls: type, *args):
+    """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``."""
+    return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
+
+
 # ----------------------------------------------------------------------------- direct
 
 
@@ -109,7 +139,7 @@ class _ShiftCorr(torch.autograd.Function):
         h, L = (k - 1) // 2, x.shape[dim]
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _ShiftCorr.apply(g, w.flip(-1), dim)
+            gx = apply(_ShiftCorr, g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
             if torch.is_grad_enabled() or traced():  # double backward, compile: differentiable form
                 gw = _tap_grads_graph(g, x, w, dim)
@@ -158,13 +188,17 @@ class _BandCorr(torch.autograd.Function):
         graph = torch.is_grad_enabled()
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _BandCorr.apply(g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
+            gx = apply(_BandCorr, g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
             if graph:
                 gw = _tap_grads_graph(g, x, w, dim)
             else:
                 gw = band_tap_grads(g, x, w.shape[-1], dim, w.dim() == 2)
         return gx, gw, None
+
+
+_ShiftCorr.eager = eager_twin(_ShiftCorr)
+_BandCorr.eager = eager_twin(_BandCorr)
 
 
 def _tap_grads_graph(g: Tensor, x: Tensor, w: Tensor, dim: int) -> Tensor:
@@ -211,8 +245,8 @@ def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Te
     L = x.shape[dim]
     w, h = fold_kernel(w, h, L, mode)
     if MODES[mode].index is None:  # zeros: the engines read zeros outside already
-        return corr.apply(x, w, dim)
-    return corr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
+        return apply(corr, x, w, dim)
+    return apply(corr, pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
 
 
 def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -343,6 +377,9 @@ class _FFTCorr(torch.autograd.Function):
         return ge, gkc, None, None
 
 
+_FFTCorr.eager = eager_twin(_FFTCorr)
+
+
 def _spec_view(kf: Tensor, x: Tensor, dims: tuple[int, ...]) -> Tensor:
     """Reshape a kernel spectrum ``(f...)`` or ``(C, f...)`` to broadcast against ``x`` on ``dims``."""
     nd = len(dims)
@@ -357,7 +394,7 @@ def _spec_view(kf: Tensor, x: Tensor, dims: tuple[int, ...]) -> Tensor:
 def _fft_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
     plan = _AxisPlan(x.shape[dim], h, mode)
     kc = plan.circular_kernel(w, -1)
-    return _FFTCorr.apply(plan.extend(x, dim), kc, (dim % x.dim(),), (plan.length,))[0]
+    return apply(_FFTCorr, plan.extend(x, dim), kc, (dim % x.dim(),), (plan.length,))[0]
 
 
 def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -365,7 +402,7 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     py, px = _AxisPlan(H, hy, mode), _AxisPlan(W, hx, mode)
     kc = px.circular_kernel(py.circular_kernel(w, -2), -1)
     e = px.extend(py.extend(x, -2), -1)
-    return _FFTCorr.apply(e, kc, (x.dim() - 2, x.dim() - 1), (H, W))[0]
+    return apply(_FFTCorr, e, kc, (x.dim() - 2, x.dim() - 1), (H, W))[0]
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -40,7 +40,7 @@ from ._checks import (
     radius_for,
     values_checkable,
 )
-from ._conv import traced
+from ._conv import apply, eager_twin, traced
 from ._padding import pad_axis
 from .kernels import SIGMA_FLOOR, _gauss1d
 
@@ -149,7 +149,7 @@ def _local_sphere(
         # the analytic σ gradient of _LocalSphere is the sampled kernel's, and its
         # in-place accumulation cannot be batched by vmap or traced: plain autograd instead
         return _local_sphere_reference(xp, smap, h, own, kernel)
-    return _LocalSphere.apply(xp, smap, h, own)
+    return apply(_LocalSphere, xp, smap, h, own)
 
 
 def _local_weights(smap: Tensor, h: int, own: float | None, kernel: str = "sampled") -> tuple[Tensor, Tensor]:
@@ -262,6 +262,9 @@ class _LocalSphere(torch.autograd.Function):
             if smap.shape[1] == 1 and g.shape[1] != 1:
                 gs = gs.sum(1, keepdim=True)
         return gxp, gs, None, None
+
+
+_LocalSphere.eager = eager_twin(_LocalSphere)
 
 
 def _full_row(xp: Tensor, prec: Tensor, dy: int, hy: int, H: int, tx: Tensor, box) -> tuple[Tensor, Tensor]:
