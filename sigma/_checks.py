@@ -14,7 +14,8 @@ import numbers
 import torch
 from torch import Tensor
 
-PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular"})
+from ._padding import PADDING_MODES  # noqa: F401  (re-exported: the one table of modes)
+
 METHODS = frozenset({"auto", "direct", "matmul", "fft"})
 KERNEL_TYPES = frozenset({"sampled", "erf"})
 
@@ -84,14 +85,51 @@ def check_positive_real(value: object, name: str) -> float:
     return value
 
 
+def check_int(value: object, name: str, lo: int = 1, hi: int | None = None) -> int:
+    """The one integer check: an int (not a bool, not a float) in ``[lo, hi]``.
+
+    Raises:
+        TypeError: if ``value`` is not an integer.
+        ValueError: if it is out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        rule = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {rule}, got {name}={value}")
+    return value
+
+
 def check_radius(radius: object, name: str = "radius") -> int:
     """Check an explicit kernel half-size: an int in ``[1, MAX_RADIUS]``."""
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(radius).__name__}")
-    radius = int(radius)
-    if not 1 <= radius <= MAX_RADIUS:
-        raise ValueError(f"{name} must be in [1, {MAX_RADIUS}], got {name}={radius}")
-    return radius
+    return check_int(radius, name, 1, MAX_RADIUS)
+
+
+def check_radius_arg(radius: object, axes: int, name: str = "radius"):
+    """``radius=`` of a blur: None, an int, or (``axes == 2``) a pair ``(h_y, h_x)``.
+
+    Returns None, an int (1D) or a pair of ints (2D).
+    """
+    if radius is None:
+        return None
+    if axes == 2:
+        if isinstance(radius, (tuple, list)):
+            if len(radius) != 2:
+                raise ValueError(f"{name} must be an int or a pair (h_y, h_x), got {name}={radius!r}")
+            return tuple(check_radius(r, name) for r in radius)
+        r = check_radius(radius, name)
+        return (r, r)
+    return check_radius(radius, name)
+
+
+def values_checkable(t: Tensor) -> bool:
+    """Whether value checks (which read tensor data, a device sync) may run on ``t``.
+
+    Not on meta tensors (they hold no data), and not while ``torch.compile`` traces
+    (a data-dependent branch would break the graph).
+    """
+    return t.device.type != "meta" and not torch.compiler.is_compiling()
 
 
 def _value_text(t: Tensor) -> str:
@@ -99,6 +137,89 @@ def _value_text(t: Tensor) -> str:
     if len(flat) == 1:
         return repr(flat[0])
     return "[" + ", ".join(f"{v:g}" for v in flat[:6]) + (", ...]" if len(flat) > 6 else "]")
+
+
+def _scale_shape_text(name: str, x_shape: tuple[int, ...] | None) -> str:
+    B, C = (x_shape[0], x_shape[1]) if x_shape is not None else ("B", "C")
+    return (
+        f"{name} must be a number or a tensor of shape () (one σ for everything), ({C},) = (C,) "
+        f"(one σ per channel), ({B}, {C}) = (B, C) (one per sample and channel) or ({B}, 1) = (B, 1) "
+        f"(one per sample); a 1D {name} is always per channel (write {name}[:, None] for one σ per sample)"
+    )
+
+
+def _check_number(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise ScaleError(f"{name} must be finite, got {name}={value!r}")
+    if value <= 0:
+        raise ScaleError(f"{name} must be > 0, got {name}={value!r}")
+    return value
+
+
+def check_scale_values(t: Tensor, name: str) -> float:
+    """Check every entry finite and > 0 with one device-to-host read; return the largest."""
+    d = t.detach()
+    lo, hi, finite = torch.stack([d.min(), d.max(), torch.isfinite(d).all().to(d.dtype)]).tolist()
+    if not finite:
+        raise ScaleError(f"{name} must be finite, got {name}={_value_text(d)}")
+    if not lo > 0:
+        raise ScaleError(f"{name} must be > 0, got {name}={_value_text(d)}")
+    return hi
+
+
+def scale_arg(
+    value: object,
+    name: str,
+    *,
+    x_shape: tuple[int, ...] | None = None,
+    channels: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+    check_values: bool = True,
+) -> tuple[Tensor, float | None]:
+    """Convert a scale (σ) argument to a tensor, check it, and return it with its largest value.
+
+    Shapes: a number or a 0-dim tensor (one σ); ``(C,)`` (one per channel; ``channels``
+    or ``x_shape[1]`` gives C when known); with ``x_shape`` given (a blur's input), also
+    ``(B, C)``, ``(B, 1)``, ``(1, C)``: per sample (and channel). Every entry must be
+    finite and strictly positive; a number is checked in Python, a tensor with one
+    device-to-host read, skipped when ``check_values`` is false, while compiling and
+    on meta tensors (then the returned largest value is None). Tensors keep their
+    autograd history (moved with the differentiable :meth:`Tensor.to`).
+    """
+    if isinstance(value, Tensor):
+        t = value
+        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a real tensor, got dtype {t.dtype}")
+        if x_shape is not None:
+            channels = x_shape[1]
+        if t.dim() == 1 and t.shape[0] == 0:
+            raise ValueError(f"{name} must not be empty")
+        if t.dim() == 1 and channels is not None and t.shape[0] != channels:
+            raise ValueError(
+                f"{name} must have one value per channel: shape ({channels},) or 0-dim, "
+                f"got shape {tuple(t.shape)}; " + _scale_shape_text(name, x_shape)
+            )
+        if t.dim() == 2 and x_shape is not None:
+            B, C = x_shape[0], x_shape[1]
+            if t.shape[0] not in (1, B) or t.shape[1] not in (1, C):
+                raise ValueError(f"{_scale_shape_text(name, x_shape)}; got shape {tuple(t.shape)}")
+        elif t.dim() > 1:
+            raise ValueError(
+                f"{name} must be a 0-dim tensor or of shape (C,) with one value per channel, "
+                f"got shape {tuple(t.shape)}"
+            )
+        if not t.is_floating_point():
+            t = t.to(dtype or torch.get_default_dtype())
+        t = t.to(dtype=dtype or t.dtype, device=device if device is not None else t.device)
+        top = check_scale_values(t, name) if check_values and values_checkable(t) else None
+        return t, top
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number or a tensor, got {type(value).__name__}")
+    v = float(value)
+    if check_values:
+        _check_number(v, name)
+    return torch.tensor(v, dtype=dtype or torch.get_default_dtype(), device=device), v
 
 
 def as_scale(
@@ -109,42 +230,8 @@ def as_scale(
     dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
-    """Convert a scale (σ) argument to a tensor and check it.
-
-    ``value`` may be a real number or a tensor that is 0-dim or of shape ``(C,)``
-    (one σ per channel; ``channels`` gives C when it is known). Every entry must be
-    finite and strictly positive. Tensors keep their autograd history; they are
-    moved to ``dtype``/``device`` with the differentiable :meth:`Tensor.to`.
-    """
-    if isinstance(value, Tensor):
-        t = value
-        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-            raise TypeError(f"{name} must be a real tensor, got dtype {t.dtype}")
-        if t.dim() > 1:
-            raise ValueError(
-                f"{name} must be a 0-dim tensor or of shape (C,) with one value per channel, "
-                f"got shape {tuple(t.shape)}"
-            )
-        if t.dim() == 1 and channels is not None and t.shape[0] != channels:
-            raise ValueError(
-                f"{name} must have one value per channel: shape ({channels},) or 0-dim, "
-                f"got shape {tuple(t.shape)}"
-            )
-        if t.dim() == 1 and t.shape[0] == 0:
-            raise ValueError(f"{name} must not be empty")
-        if not t.is_floating_point():
-            t = t.to(dtype or torch.get_default_dtype())
-        t = t.to(dtype=dtype or t.dtype, device=device if device is not None else t.device)
-    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive real number or a tensor, got {type(value).__name__}")
-    else:
-        t = torch.tensor(float(value), dtype=dtype or torch.get_default_dtype(), device=device)
-    d = t.detach()
-    if not bool(torch.isfinite(d).all()):
-        raise ScaleError(f"{name} must be finite, got {name}={_value_text(d)}")
-    if not bool((d > 0).all()):
-        raise ScaleError(f"{name} must be > 0, got {name}={_value_text(d)}")
-    return t
+    """:func:`scale_arg` without per-sample shapes, returning only the tensor."""
+    return scale_arg(value, name, channels=channels, dtype=dtype, device=device)[0]
 
 
 def largest(value: object, converted: Tensor) -> float:
@@ -175,6 +262,18 @@ def radius_for(max_scale: float, std_devs: float, name: str = "sigma") -> int:
     return max(1, math.ceil(extent * (1.0 - RADIUS_RTOL)))
 
 
+def own_radius(scale: Tensor, std_devs: float) -> Tensor:
+    """:func:`radius_for` of every entry of ``scale`` at once, as a float64 tensor (no sync).
+
+    The same arithmetic in float64, so the largest entry gives exactly ``radius_for``'s
+    half-size; used to truncate each kernel at its own support.
+    """
+    d = scale.detach()
+    if d.device.type != "mps":
+        d = d.double()
+    return torch.ceil(d * std_devs * (1.0 - RADIUS_RTOL)).clamp_min(1)
+
+
 def _cov_text(d: Tensor, bad: Tensor) -> str:
     """The first offending 2x2 matrix (and how many there are) for an error message."""
     if d.dim() == 2:
@@ -183,8 +282,21 @@ def _cov_text(d: Tensor, bad: Tensor) -> str:
     return f"{d[tuple(idx)].tolist()} at index {tuple(idx)} ({int(bad.sum())} of {bad.numel()} invalid)"
 
 
-def check_cov(cov: object, name: str = "cov", *, dtype=None, device=None) -> Tensor:
-    """Check a covariance tensor of shape ``(..., 2, 2)``: finite, symmetric, positive definite."""
+def check_cov(
+    cov: object,
+    name: str = "cov",
+    *,
+    dtype=None,
+    device=None,
+    return_max: bool = False,
+    check_values: bool = True,
+):
+    """Check a covariance tensor of shape ``(..., 2, 2)``: finite, symmetric, positive definite.
+
+    All value checks read the device once. With ``return_max``, returns
+    ``(cov, (max cov[..., 0, 0], max cov[..., 1, 1]))`` from that same read (None when
+    the values were not read: ``check_values`` false, while compiling, or on meta tensors).
+    """
     if not isinstance(cov, Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape (2, 2) or (C, 2, 2), got {type(cov).__name__}"
@@ -194,20 +306,33 @@ def check_cov(cov: object, name: str = "cov", *, dtype=None, device=None) -> Ten
     if cov.dim() < 2 or cov.shape[-2:] != (2, 2):
         raise ValueError(f"{name} must have shape (..., 2, 2), got shape {tuple(cov.shape)}")
     cov = cov.to(dtype=dtype or cov.dtype, device=device if device is not None else cov.device)
+    if not (check_values and values_checkable(cov)):
+        return (cov, None) if return_max else cov
     d = cov.detach()
-    if not bool(torch.isfinite(d).all()):
-        raise ScaleError(f"{name} must be finite, got non-finite entries")
     scale = d.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(d.dtype).tiny)
     asym = (d[..., 0, 1] - d[..., 1, 0]).abs() / scale
-    if bool((asym > 1e-6).any()):
+    a, b, c = d[..., 0, 0], d[..., 0, 1], d[..., 1, 1]
+    pd = (a > 0) & (a * c - b * b > 0)
+    flags = torch.stack(
+        [
+            torch.isfinite(d).all().to(d.dtype),
+            (asym <= 1e-6).all().to(d.dtype),
+            pd.all().to(d.dtype),
+            a.max(),
+            c.max(),
+        ]
+    )
+    finite, sym, pos, amax, cmax = flags.tolist()  # the one device-to-host read
+    if not finite:
+        raise ScaleError(f"{name} must be finite, got non-finite entries")
+    if not sym:
         raise ValueError(
             f"{name} must be symmetric (cov[..., 0, 1] == cov[..., 1, 0]), got {name}={_cov_text(d, asym > 1e-6)}"
         )
-    a, b, c = d[..., 0, 0], d[..., 0, 1], d[..., 1, 1]
-    if not bool(((a > 0) & (a * c - b * b > 0)).all()):
+    if not pos:
         raise ScaleError(
             f"{name} must be positive definite (cov[0, 0] > 0 and det(cov) > 0), got "
-            f"{name}={_cov_text(d, ~((a > 0) & (a * c - b * b > 0)))}; "
+            f"{name}={_cov_text(d, ~pd)}; "
             "parameterize it with sigma.logchol_to_cov to keep it valid during training"
         )
-    return cov
+    return (cov, (amax, cmax)) if return_max else cov

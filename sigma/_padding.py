@@ -1,29 +1,86 @@
-"""Boundary handling along one axis, for any padding size.
+"""Boundary handling along one axis, for any padding size: one table of modes.
 
 Padding is an index map: padded position ``i`` (running from ``-before`` to
-``L + after - 1``) reads input position ``index_map(i)``. Unlike ``torch.nn.functional.pad``
+``L + after - 1``) reads input position ``index(i)``. Unlike ``torch.nn.functional.pad``
 this works for pads larger than the input (a kernel wider than the signal), and it is
 exactly ``scipy.ndimage``'s extension rule for each mode:
 
-==============  ==========================  ======================
-``padding_mode``  extension                   ``scipy.ndimage`` mode
-==============  ==========================  ======================
-``'zeros'``      ``0 0 | a b c d | 0 0``       ``'constant'`` (cval 0)
-``'reflect'``    ``c b | a b c d | c b``       ``'mirror'``
-``'replicate'``  ``a a | a b c d | d d``       ``'nearest'``
-``'circular'``   ``c d | a b c d | a b``       ``'wrap'``
-==============  ==========================  ======================
+================  ============================  ======================
+``padding_mode``  extension of ``a b c d``      ``scipy.ndimage`` mode
+================  ============================  ======================
+``'zeros'``       ``0 0 | a b c d | 0 0``       ``'constant'`` (cval 0)
+``'reflect'``     ``c b | a b c d | c b``       ``'mirror'``
+``'symmetric'``   ``b a | a b c d | d c``       ``'reflect'``
+``'replicate'``   ``a a | a b c d | d d``       ``'nearest'``
+``'circular'``    ``c d | a b c d | a b``       ``'wrap'``
+================  ============================  ======================
 
-Kernels wider than the signal can also be *folded* onto a shorter support without
-changing the result (see :func:`fold_kernel`), which keeps work bounded by the
-input size rather than by σ.
+Everything else derives from :data:`MODES`: the padding (:func:`pad_axis`), the
+*folding* of kernels wider than the signal onto a shorter support without changing
+the result (:func:`fold_kernel`), and the period the FFT engine wraps periodic modes
+onto (:func:`period`). Adding a mode is one entry here (and its SciPy reference in
+the tests, which fail without it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class BoundaryMode:
+    """One boundary rule.
+
+    Attributes:
+        scipy: the equal ``scipy.ndimage`` mode (documentation).
+        fold: how taps beyond the signal fold: ``'drop'`` (they read zeros), ``'clamp'``
+            (they read the edge sample: summed into the edge taps) or ``'periodic'``
+            (the extension repeats with :attr:`period`; kernels stay as they are).
+        index: padded position ``i`` (a tensor) and length ``L`` -> input index read;
+            None for ``'zeros'`` (nothing is read).
+        period: ``L`` -> period of the extension, for periodic modes.
+    """
+
+    scipy: str
+    fold: str
+    index: Callable[[Tensor, int], Tensor] | None
+    period: Callable[[int], int] | None = None
+
+
+def _mirror(i: Tensor, L: int) -> Tensor:
+    if L == 1:
+        return torch.zeros_like(i)
+    p = 2 * L - 2
+    m = i.remainder(p)
+    return torch.where(m < L, m, p - m)
+
+
+def _symmetric(i: Tensor, L: int) -> Tensor:
+    m = i.remainder(2 * L)
+    return torch.where(m < L, m, 2 * L - 1 - m)
+
+
+MODES: dict[str, BoundaryMode] = {
+    "zeros": BoundaryMode("constant", "drop", None),
+    "reflect": BoundaryMode("mirror", "periodic", _mirror, lambda L: max(1, 2 * L - 2)),
+    "symmetric": BoundaryMode("reflect", "periodic", _symmetric, lambda L: 2 * L),
+    "replicate": BoundaryMode("nearest", "clamp", lambda i, L: i.clamp(0, L - 1)),
+    "circular": BoundaryMode("wrap", "periodic", lambda i, L: i.remainder(L), lambda L: L),
+}
+
+#: The accepted ``padding_mode`` names.
+PADDING_MODES = frozenset(MODES)
+
+
+def period(length: int, mode: str) -> int | None:
+    """Period of the extension of a ``length``-sample signal, or None if not periodic."""
+    m = MODES[mode]
+    return m.period(length) if m.period is not None else None
 
 
 def index_map(length: int, before: int, after: int, mode: str, device=None) -> Tensor:
@@ -31,28 +88,30 @@ def index_map(length: int, before: int, after: int, mode: str, device=None) -> T
 
     Not defined for ``'zeros'`` (there the padded positions read nothing).
     """
-    i = torch.arange(-before, length + after, device=device)
-    if mode == "replicate":
-        return i.clamp(0, length - 1)
-    if mode == "circular":
-        return i.remainder(length)
-    if mode == "reflect":
-        if length == 1:
-            return torch.zeros_like(i)
-        period = 2 * length - 2
-        m = i.remainder(period)
-        return torch.where(m < length, m, period - m)
-    raise ValueError(f"index_map is undefined for padding_mode={mode!r}")
+    rule = MODES[mode].index
+    if rule is None:
+        raise ValueError(f"index_map is undefined for padding_mode={mode!r}")
+    return rule(torch.arange(-before, length + after, device=device), length)
 
 
 def pad_axis(x: Tensor, before: int, after: int, mode: str, dim: int) -> Tensor:
     """Pad ``x`` along ``dim`` by ``before``/``after`` positions with the rule of ``mode``."""
     if before == 0 and after == 0:
         return x
-    if mode == "zeros":
+    if MODES[mode].index is None:
         spec = [0, 0] * (x.dim() - (dim % x.dim()) - 1) + [before, after]
         return F.pad(x, spec)
     return x.index_select(dim, index_map(x.shape[dim], before, after, mode, x.device))
+
+
+def folded_radius(h: int, length: int, mode: str) -> int:
+    """Half-size of the kernel :func:`fold_kernel` returns."""
+    fold = MODES[mode].fold
+    if fold == "drop":
+        return min(h, length - 1)
+    if fold == "clamp":
+        return min(h, length)
+    return h
 
 
 def fold_kernel(w: Tensor, h: int, length: int, mode: str, dim: int = -1) -> tuple[Tensor, int]:
@@ -60,24 +119,24 @@ def fold_kernel(w: Tensor, h: int, length: int, mode: str, dim: int = -1) -> tup
 
     For a signal of ``length`` samples:
 
-    * ``'zeros'``: taps at offsets ``|j| >= length`` only ever read zeros, so they are
-      dropped (half-size ``min(h, length - 1)``).
-    * ``'replicate'``: every tap at ``j <= -length`` reads the first sample and every
-      tap at ``j >= length`` the last, so their weights are summed into the taps at
-      ``-length`` and ``length`` (half-size ``min(h, length)``).
-    * ``'reflect'`` and ``'circular'`` are periodic and are returned unchanged.
+    * ``'drop'`` (``'zeros'``): taps at offsets ``|j| >= length`` only ever read zeros,
+      so they are dropped (half-size ``min(h, length - 1)``).
+    * ``'clamp'`` (``'replicate'``): every tap at ``j <= -length`` reads the first
+      sample and every tap at ``j >= length`` the last, so their weights are summed
+      into the taps at ``-length`` and ``length`` (half-size ``min(h, length)``).
+    * ``'periodic'`` modes are returned unchanged (the FFT engine folds them onto
+      the period instead).
 
     Returns:
         ``(w_folded, h_folded)``; correlating with ``w_folded`` gives exactly the
         same result as with ``w``.
     """
-    if mode == "zeros" and h > length - 1:
-        hn = length - 1
+    hn = folded_radius(h, length, mode)
+    if hn == h:
+        return w, h
+    if MODES[mode].fold == "drop":
         return w.narrow(dim, h - hn, 2 * hn + 1), hn
-    if mode == "replicate" and h > length:
-        hn = length
-        left = w.narrow(dim, 0, h - hn + 1).sum(dim, keepdim=True)
-        mid = w.narrow(dim, h - hn + 1, 2 * hn - 1)
-        right = w.narrow(dim, h + hn, h - hn + 1).sum(dim, keepdim=True)
-        return torch.cat([left, mid, right], dim), hn
-    return w, h
+    left = w.narrow(dim, 0, h - hn + 1).sum(dim, keepdim=True)
+    mid = w.narrow(dim, h - hn + 1, 2 * hn - 1)
+    right = w.narrow(dim, h + hn, h - hn + 1).sum(dim, keepdim=True)
+    return torch.cat([left, mid, right], dim), hn

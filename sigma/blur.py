@@ -7,59 +7,167 @@ layers: 1D input ``(B, C, L)``, 2D input ``(B, C, H, W)``; the output has the
 input's shape, dtype and device.
 
 Conventions:
-    * σ is in pixels; a number, a 0-dim tensor, or a ``(C,)`` tensor (one σ per
-      channel). All σ of one call share the support of the largest.
-    * ``padding_mode`` uses ``torch.nn.Conv2d``'s names; each matches
-      ``scipy.ndimage.gaussian_filter`` (``'zeros'``: ``constant``, ``'reflect'``:
-      ``mirror``, ``'replicate'``: ``nearest``, ``'circular'``: ``wrap``) with
-      ``radius=h``.
+    * σ is in pixels: a number or a tensor of shape ``()`` (one σ), ``(C,)`` (one per
+      channel), ``(B, C)`` or ``(B, 1)`` (one per sample, and per channel). A 1D σ is
+      always per channel. Each σ's kernel is truncated at its own half-size
+      ``max(1, ceil(std_devs * σ))``, so every output depends only on its own σ.
+    * ``radius=`` (an int, or a pair ``(h_y, h_x)`` in 2D) fixes the half-size of
+      every kernel instead; the call then reads no tensor value on the host (no
+      device sync, nothing for ``torch.compile`` to guard on), and tensor σ values are
+      not checked. Without it the support follows σ (one device-to-host read).
+    * ``padding_mode`` (keyword-only, as are ``kernel``, ``method`` and ``radius``) is
+      one of :data:`sigma._padding.MODES`; each matches ``scipy.ndimage`` (``'zeros'``:
+      ``constant``, ``'reflect'``: ``mirror``, ``'symmetric'``: ``reflect``,
+      ``'replicate'``: ``nearest``, ``'circular'``: ``wrap``) with ``radius=h``.
     * ``method`` picks the algorithm: ``'direct'`` (shifted sums), ``'matmul'``
       (banded matrix products), ``'fft'`` or ``'auto'`` (chosen from the kernel and
       input sizes); all give the same result to rounding.
+
+Each public function validates its arguments once and calls a private, unchecked
+builder (``_blur1d``, ``_blur2d_sep``, ``_blur2d_full``, ``_dog``) that the modules
+call directly with their own, already valid, parameters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import Tensor
 
+from . import _checks
 from ._checks import (
     KERNEL_TYPES,
     METHODS,
     PADDING_MODES,
-    as_scale,
     check_choice,
-    check_cov,
     check_input,
     check_positive_real,
-    largest,
+    check_radius_arg,
+    own_radius,
     radius_for,
+    scale_arg,
 )
 from ._conv import correlate2d, correlate_axis, correlate_separable
-from .kernels import cov_radii, gauss1d, gauss2d_full
+from .kernels import _check_full_size, _full_radii, _gauss1d, _gauss2d_full
 
 __all__ = ["blur1d", "blur2d_sphere", "blur2d_diag", "blur2d_full", "dog1d", "dog2d"]
 
 
-def _common(x: Tensor, ndim: int, std_devs, padding_mode, method, kernel="sampled"):
+# ----------------------------------------------------------------------------- checks
+
+
+def _options(x, ndim, std_devs, padding_mode, method, kernel, radius):
+    """Validate the options of a blur once; returns ``(std_devs, radius)``."""
     check_input(x, ndim)
     check_choice(padding_mode, PADDING_MODES, "padding_mode")
     check_choice(method, METHODS, "method")
     check_choice(kernel, KERNEL_TYPES, "kernel")
-    return check_positive_real(std_devs, "std_devs")
+    return check_positive_real(std_devs, "std_devs"), check_radius_arg(radius, ndim - 2)
 
 
-def _scale(x: Tensor, sigma, name: str) -> Tensor:
-    return as_scale(sigma, name, channels=x.shape[1], dtype=x.dtype, device=x.device)
+def _scale(x: Tensor, value, name: str, fixed: bool) -> tuple[Tensor, float | None]:
+    return scale_arg(
+        value, name, x_shape=tuple(x.shape), dtype=x.dtype, device=x.device, check_values=not fixed
+    )
+
+
+def _half_size(s: Tensor, top: float | None, std_devs: float, name: str) -> int:
+    """Half-size from the largest σ: ``top`` when already read, else one read now."""
+    return radius_for(top if top is not None else float(s.detach().max()), std_devs, name)
+
+
+# ----------------------------------------------------------------------------- per sample
+
+
+def _per_sample(x: Tensor, scales: list[Tensor], tail: int = 0) -> tuple[Tensor, list[Tensor], Callable]:
+    """Fold per-sample scales into channels.
+
+    A scale with two leading dims ``(B', C')`` (``B'`` in {1, B}, ``C'`` in {1, C}, before
+    ``tail`` trailing dims) is per sample: then ``x`` becomes ``(1, B*C, ...)`` and every
+    scale one value per (sample, channel), so the engines run with per-channel kernels.
+    Returns ``(x, scales, unfold)``.
+    """
+    B, C = x.shape[:2]
+    lead = [s.dim() - tail for s in scales]
+    if 2 not in lead:
+        return x, scales, _identity
+    if all(s.shape[0] == 1 for s, n in zip(scales, lead, strict=True) if n == 2):
+        # (1, C') is one value per channel for every sample
+        out = [s.squeeze(0) if n == 2 else s for s, n in zip(scales, lead, strict=True)]
+        out = [s.squeeze(0) if s.dim() - tail == 1 and s.shape[0] == 1 and C != 1 else s for s in out]
+        return x, out, _identity
+    out = []
+    for s, n in zip(scales, lead, strict=True):
+        if n == 0:
+            out.append(s)
+            continue
+        t = s if n == 2 else s.unsqueeze(0)
+        t = t.expand(B, C, *t.shape[2:])
+        out.append(t.reshape(B * C, *t.shape[2:]))
+    shape = x.shape
+    return x.reshape(1, B * C, *shape[2:]), out, lambda y: y.reshape(shape)
+
+
+def _identity(y: Tensor) -> Tensor:
+    return y
+
+
+# ----------------------------------------------------------------------------- builders
+
+
+def _blur1d(x, s, h, own, padding_mode, kernel, method):
+    """Unchecked blur1d: ``s`` a checked σ tensor, ``h`` the half-size, ``own`` the
+    ``std_devs`` of the own-support truncation (None: every kernel uses ``h``)."""
+    x, (s,), unfold = _per_sample(x, [s])
+    w = _gauss1d(s, h, kernel, own)
+    return unfold(correlate_axis(x, w, -1, padding_mode, method))
+
+
+def _blur2d_sep(x, sy, sx, hy, hx, own, padding_mode, kernel, method):
+    """Unchecked separable 2D blur (``blur2d_sphere`` passes the same σ twice)."""
+    same = sy is sx
+    x, scales, unfold = _per_sample(x, [sy] if same else [sy, sx])
+    sy, sx = (scales[0], scales[0]) if same else scales
+    wy = _gauss1d(sy, hy, kernel, own)
+    wx = wy if same and hx == hy else _gauss1d(sx, hx, kernel, own)
+    return unfold(correlate_separable(x, wy, wx, padding_mode, method))
+
+
+def _blur2d_full(x, cov, hy, hx, own, padding_mode, method):
+    """Unchecked full-covariance blur."""
+    x, (cov,), unfold = _per_sample(x, [cov], tail=2)
+    w = _gauss2d_full(cov, hy, hx, own)
+    return unfold(correlate2d(x, w, padding_mode, method))
+
+
+def _dog(x, sc, ss, hs, own, padding_mode, kernel, method):
+    """Unchecked DoG on 1 or 2 axes: ``hs`` the half-size per axis (shared by both
+    Gaussians); with ``own``, the pair of each channel/sample is cut at the larger of its two
+    own half-sizes."""
+    x, (sc, ss), unfold = _per_sample(x, [sc, ss])
+    r = None
+    if own is not None and (sc.numel() > 1 or ss.numel() > 1):
+        sc, ss = torch.broadcast_tensors(sc, ss)
+        r = torch.maximum(own_radius(sc, own), own_radius(ss, own))
+    ws = [(_gauss1d(sc, h, kernel, r=r), _gauss1d(ss, h, kernel, r=r)) for h in hs]
+    if len(hs) == 1:
+        gc, gs = ws[0]
+        return unfold(correlate_axis(x, gc - gs, -1, padding_mode, method))
+    (gcy, gsy), (gcx, gsx) = ws
+    yc = correlate_separable(x, gcy, gcx, padding_mode, method)
+    return unfold(yc - correlate_separable(x, gsy, gsx, padding_mode, method))
 
 
 def blur1d(
     x: Tensor,
     sigma: Tensor | float,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     kernel: str = "sampled",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Blur 1D signals with a Gaussian of standard deviation ``sigma``.
 
@@ -67,47 +175,57 @@ def blur1d(
 
     Args:
         x: input signals, shape ``(B, C, L)``, floating point.
-        sigma: σ in pixels: a positive number, or a tensor of shape ``()`` or ``(C,)``;
-            differentiable.
-        std_devs: truncate the kernel at ``h = max(1, ceil(std_devs * σ))``. Default: 2.
-        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
-            Default: ``'zeros'``.
+        sigma: σ in pixels: a positive number, or a tensor of shape ``()`` (one σ),
+            ``(C,)`` (per channel), ``(B, C)`` or ``(B, 1)`` (per sample); differentiable.
+            A 1D σ is always per channel; other shapes are refused with the rules.
+        std_devs: truncate each kernel at its own ``h = max(1, ceil(std_devs * σ))``.
+            Positional (the only option that is). Default: 2.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+            ``'circular'`` (see :mod:`sigma._padding`). Keyword-only. Default: ``'zeros'``.
         kernel: ``'sampled'`` or ``'erf'`` (see :func:`sigma.gauss1d`). Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
+        radius: fixed half-size of every kernel (an int; 2D blurs also take a pair
+            ``(h_y, h_x)``) instead of ``std_devs``: no device-to-host read, one
+            ``torch.compile`` graph for every σ, and tensor σ values are not checked.
+            Default: None.
 
     Returns:
         Blurred signals, shape ``(B, C, L)``, same dtype and device as ``x``.
 
     Shape:
-        - x: ``(B, C, L)``; sigma: ``()`` or ``(C,)``; output: ``(B, C, L)``.
+        - x: ``(B, C, L)``; sigma: ``()``, ``(C,)``, ``(B, C)`` or ``(B, 1)``; output: ``(B, C, L)``.
 
     Raises:
-        TypeError: if ``x`` is not a floating-point tensor, or ``sigma``/``std_devs``
-            is not a real number or tensor; or ``method='fft'`` with a half-precision
-            ``x`` (``'auto'`` then uses the banded products instead).
-        ValueError: if ``x`` is not 3D; σ is not finite and positive or its length is
-            not C; ``std_devs`` is not positive; ``padding_mode``, ``kernel`` or
-            ``method`` is unknown; or the kernel would exceed :data:`sigma.MAX_RADIUS`.
+        TypeError: if ``x`` is not a floating-point tensor (integer images such as
+            ``uint8`` are refused, naming the dtype: convert with ``x.float()``), or
+            ``sigma``/``std_devs``/``radius`` is of the wrong type; or ``method='fft'``
+            with a half-precision ``x`` (``'auto'`` then uses the banded products instead).
+        ValueError: if ``x`` is not 3D; σ is not finite and positive or of a shape that
+            does not fit ``x``; ``std_devs`` is not positive; ``padding_mode``, ``kernel``
+            or ``method`` is unknown; or the kernel would exceed :data:`sigma.MAX_RADIUS`.
 
     Example:
         >>> x = torch.zeros(1, 1, 9, dtype=torch.float64); x[..., 4] = 1
         >>> blur1d(x, 1.0)[0, 0, 2:7]
         tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545], dtype=torch.float64)
     """
-    std_devs = _common(x, 3, std_devs, padding_mode, method, kernel)
-    s = _scale(x, sigma, "sigma")
-    w = gauss1d(s, kernel=kernel, radius=radius_for(largest(sigma, s), std_devs))
-    return correlate_axis(x, w, -1, padding_mode, method)
+    std_devs, radius = _options(x, 3, std_devs, padding_mode, method, kernel, radius)
+    s, top = _scale(x, sigma, "sigma", radius is not None)
+    if radius is not None:
+        return _blur1d(x, s, radius, None, padding_mode, kernel, method)
+    h = _half_size(s, top, std_devs, "sigma")
+    return _blur1d(x, s, h, std_devs, padding_mode, kernel, method)
 
 
 def blur2d_sphere(
     x: Tensor,
     sigma: Tensor | float,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     kernel: str = "sampled",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Blur images with an isotropic Gaussian of standard deviation ``sigma``.
 
@@ -116,8 +234,9 @@ def blur2d_sphere(
 
     Args:
         x: images, shape ``(B, C, H, W)``, floating point.
-        sigma: σ in pixels, a positive number or a tensor of shape ``()`` or ``(C,)``.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        sigma: σ in pixels, a positive number or a tensor of shape ``()``, ``(C,)``,
+            ``(B, C)`` or ``(B, 1)`` (see :func:`blur1d`).
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -130,10 +249,12 @@ def blur2d_sphere(
         >>> blur2d_sphere(x, 2.0, padding_mode='reflect').shape
         torch.Size([2, 3, 16, 16])
     """
-    std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
-    s = _scale(x, sigma, "sigma")
-    w = gauss1d(s, kernel=kernel, radius=radius_for(largest(sigma, s), std_devs))
-    return correlate_separable(x, w, w, padding_mode, method)
+    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
+    s, top = _scale(x, sigma, "sigma", radius is not None)
+    if radius is not None:
+        return _blur2d_sep(x, s, s, *radius, None, padding_mode, kernel, method)
+    h = _half_size(s, top, std_devs, "sigma")
+    return _blur2d_sep(x, s, s, h, h, std_devs, padding_mode, kernel, method)
 
 
 def blur2d_diag(
@@ -141,10 +262,11 @@ def blur2d_diag(
     sigma_y: Tensor | float,
     sigma_x: Tensor | float,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     kernel: str = "sampled",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Blur images with an axis-aligned Gaussian: ``sigma_y`` down the rows, ``sigma_x`` along the columns.
 
@@ -153,9 +275,10 @@ def blur2d_diag(
 
     Args:
         x: images, shape ``(B, C, H, W)``.
-        sigma_y: σ along the height axis, a number or a tensor ``()`` / ``(C,)``.
-        sigma_x: σ along the width axis, a number or a tensor ``()`` / ``(C,)``.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        sigma_y: σ along the height axis, a number or a tensor ``()`` / ``(C,)`` /
+            ``(B, C)`` / ``(B, 1)``.
+        sigma_x: σ along the width axis, same forms.
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -168,21 +291,24 @@ def blur2d_diag(
         >>> blur2d_diag(x, 0.5, 4.0).shape
         torch.Size([1, 1, 8, 32])
     """
-    std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
-    sy = _scale(x, sigma_y, "sigma_y")
-    sx = _scale(x, sigma_x, "sigma_x")
-    wy = gauss1d(sy, kernel=kernel, radius=radius_for(largest(sigma_y, sy), std_devs, "sigma_y"))
-    wx = gauss1d(sx, kernel=kernel, radius=radius_for(largest(sigma_x, sx), std_devs, "sigma_x"))
-    return correlate_separable(x, wy, wx, padding_mode, method)
+    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
+    sy, ty = _scale(x, sigma_y, "sigma_y", radius is not None)
+    sx, tx = _scale(x, sigma_x, "sigma_x", radius is not None)
+    if radius is not None:
+        return _blur2d_sep(x, sy, sx, *radius, None, padding_mode, kernel, method)
+    hy = _half_size(sy, ty, std_devs, "sigma_y")
+    hx = _half_size(sx, tx, std_devs, "sigma_x")
+    return _blur2d_sep(x, sy, sx, hy, hx, std_devs, padding_mode, kernel, method)
 
 
 def blur2d_full(
     x: Tensor,
     cov: Tensor,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Blur images with a Gaussian of full 2x2 covariance ``cov`` (any orientation).
 
@@ -195,16 +321,18 @@ def blur2d_full(
     Args:
         x: images, shape ``(B, C, H, W)``.
         cov: symmetric positive-definite covariance in (row, col) array coordinates,
-            shape ``(2, 2)`` or ``(C, 2, 2)``; differentiable.
-        std_devs, padding_mode, method: as in :func:`blur1d`.
+            shape ``(2, 2)``, ``(C, 2, 2)``, or per sample ``(B, C, 2, 2)`` /
+            ``(B, 1, 2, 2)``; differentiable. Each is cut to its own box.
+        std_devs, padding_mode, method, radius: as in :func:`blur1d`.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
 
     Raises:
         TypeError: if ``x`` or ``cov`` is not a floating-point tensor.
-        ValueError: if ``cov`` is not ``(2, 2)``/``(C, 2, 2)``, not symmetric positive
-            definite, or too large; or as :func:`blur1d`.
+        ValueError: if ``cov`` has none of those shapes, is not symmetric positive
+            definite, or is too large; or as :func:`blur1d`. The covariance is checked
+            once per call (one device-to-host read; none with ``radius``).
 
     Example:
         >>> x = torch.rand(1, 2, 16, 16)
@@ -212,26 +340,49 @@ def blur2d_full(
         >>> blur2d_full(x, cov).shape
         torch.Size([1, 2, 16, 16])
     """
-    std_devs = _common(x, 4, std_devs, padding_mode, method)
-    cov = check_cov(cov, dtype=x.dtype, device=x.device)
-    if cov.dim() == 3 and cov.shape[0] != x.shape[1]:
-        raise ValueError(
-            f"cov must have shape (2, 2) or (C, 2, 2) with C={x.shape[1]}, got shape {tuple(cov.shape)}"
-        )
-    if cov.dim() > 3:
-        raise ValueError(f"cov must have shape (2, 2) or (C, 2, 2), got shape {tuple(cov.shape)}")
-    w = gauss2d_full(cov, std_devs, radii=cov_radii(cov, std_devs))
-    return correlate2d(x, w, padding_mode, method)
+    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, "sampled", radius)
+    cov = _check_cov_shape(cov, x)
+    fixed = radius is not None
+    cov, top = _checks.check_cov(cov, dtype=x.dtype, device=x.device, return_max=True, check_values=not fixed)
+    if radius is not None:
+        return _blur2d_full(x, cov, *radius, None, padding_mode, method)
+    if top is None:
+        d = cov.detach()
+        top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
+    hy, hx = _full_radii(*top, std_devs)
+    _check_full_size(hy, hx)
+    return _blur2d_full(x, cov, hy, hx, std_devs, padding_mode, method)
 
 
-def _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel):
-    sc = _scale(x, sigma_center, "sigma_center")
-    ss = _scale(x, sigma_surround, "sigma_surround")
-    h = max(
-        radius_for(largest(sigma_center, sc), std_devs, "sigma_center"),
-        radius_for(largest(sigma_surround, ss), std_devs, "sigma_surround"),
+def _check_cov_shape(cov, x: Tensor):
+    """``cov`` of shape ``(2, 2)``, ``(C, 2, 2)`` or per sample ``(B, C, 2, 2)`` / ``(B, 1, 2, 2)``."""
+    if not isinstance(cov, Tensor) or cov.dim() < 2 or cov.shape[-2:] != (2, 2):
+        return cov  # check_cov names the problem
+    B, C = x.shape[:2]
+    lead = tuple(cov.shape[:-2])
+    ok = (
+        len(lead) == 0
+        or (len(lead) == 1 and lead[0] == C)
+        or (len(lead) == 2 and lead[0] in (1, B) and lead[1] in (1, C))
     )
-    return gauss1d(sc, kernel=kernel, radius=h), gauss1d(ss, kernel=kernel, radius=h)
+    if not ok:
+        raise ValueError(
+            f"cov must have shape (2, 2) or (C, 2, 2) with C={C}, or ({B}, {C}, 2, 2) = (B, C, 2, 2) / "
+            f"({B}, 1, 2, 2) = (B, 1, 2, 2) for one covariance per sample; got shape {tuple(cov.shape)}"
+        )
+    return cov
+
+
+def _dog_call(x, ndim, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius):
+    std_devs, radius = _options(x, ndim, std_devs, padding_mode, method, kernel, radius)
+    fixed = radius is not None
+    sc, tc = _scale(x, sigma_center, "sigma_center", fixed)
+    ss, ts = _scale(x, sigma_surround, "sigma_surround", fixed)
+    if fixed:
+        hs = (radius,) if ndim == 3 else radius
+        return _dog(x, sc, ss, hs, None, padding_mode, kernel, method)
+    h = max(_half_size(sc, tc, std_devs, "sigma_center"), _half_size(ss, ts, std_devs, "sigma_surround"))
+    return _dog(x, sc, ss, (h,) * (ndim - 2), std_devs, padding_mode, kernel, method)
 
 
 def dog1d(
@@ -239,21 +390,24 @@ def dog1d(
     sigma_center: Tensor | float,
     sigma_surround: Tensor | float,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     kernel: str = "sampled",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Difference of Gaussians: ``blur1d(x, sigma_center) - blur1d(x, sigma_surround)`` on one support.
 
-    Both kernels share the half-size of the larger σ, so the result is one
+    Both kernels share the half-size of the larger σ (per channel or sample: the
+    larger of the pair's own half-sizes; or ``radius``), so the result is one
     correlation with the kernel :math:`g_{\sigma_c} - g_{\sigma_s}`, which sums to zero.
 
     Args:
         x: signals, shape ``(B, C, L)``.
-        sigma_center: σ of the positive (centre) Gaussian, number or ``()``/``(C,)`` tensor.
+        sigma_center: σ of the positive (centre) Gaussian, a number or a tensor of the
+            shapes :func:`blur1d` takes.
         sigma_surround: σ of the subtracted (surround) Gaussian, same forms.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Band-passed signals, shape ``(B, C, L)``.
@@ -266,9 +420,7 @@ def dog1d(
         >>> float(dog1d(x, 1.0, 3.0, padding_mode='circular').abs().max()) < 1e-12
         True
     """
-    std_devs = _common(x, 3, std_devs, padding_mode, method, kernel)
-    gc, gs = _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel)
-    return correlate_axis(x, gc - gs, -1, padding_mode, method)
+    return _dog_call(x, 3, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)
 
 
 def dog2d(
@@ -276,10 +428,11 @@ def dog2d(
     sigma_center: Tensor | float,
     sigma_surround: Tensor | float,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
     kernel: str = "sampled",
     method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Isotropic difference of Gaussians on images, both Gaussians on one support.
 
@@ -289,7 +442,7 @@ def dog2d(
     Args:
         x: images, shape ``(B, C, H, W)``.
         sigma_center, sigma_surround: as in :func:`dog1d`.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Band-passed images, shape ``(B, C, H, W)``.
@@ -301,9 +454,4 @@ def dog2d(
         >>> dog2d(torch.rand(1, 1, 16, 16), 1.0, 2.0).shape
         torch.Size([1, 1, 16, 16])
     """
-    std_devs = _common(x, 4, std_devs, padding_mode, method, kernel)
-    gc, gs = _dog_kernels(x, sigma_center, sigma_surround, std_devs, kernel)
-
-    return correlate_separable(x, gc, gc, padding_mode, method) - correlate_separable(
-        x, gs, gs, padding_mode, method
-    )
+    return _dog_call(x, 4, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)

@@ -14,8 +14,14 @@ never adds a tap).
 The ``'erf'`` kernel instead integrates the continuous Gaussian over each pixel,
 :math:`\Phi((t + \tfrac12)/\sigma) - \Phi((t - \tfrac12)/\sigma)`, which stays smooth
 and well-behaved for σ below one pixel, where the sampled kernel collapses to a
-spike. When several σ share one kernel (one σ per channel), ``h`` comes from the
-largest σ.
+spike. When one call builds several kernels (one σ per channel or per sample),
+they share one array of half-size ``h`` from the largest σ, but each kernel is
+truncated at its *own* half-size (taps beyond it are zero) and normalized over its
+own support, so each equals the kernel its σ gives alone.
+
+σ below :data:`SIGMA_FLOOR` builds the same kernel as the floor (a unit impulse in
+both kernels, to the last bit) with a zero gradient, so σ → 0 returns the input
+with finite gradients.
 """
 
 from __future__ import annotations
@@ -25,17 +31,22 @@ import math
 import torch
 from torch import Tensor
 
+from . import _checks
 from ._checks import (
     KERNEL_TYPES,
     MAX_KERNEL_NUMEL_2D,
-    as_scale,
     check_choice,
-    check_cov,
     check_positive_real,
     check_radius,
-    largest,
+    own_radius,
     radius_for,
+    scale_arg,
 )
+
+#: σ below this builds the kernel of this σ: already a unit impulse for both kernels
+#: (``exp(-0.5 / 0.01**2)`` and ``erfc(0.5 / (0.01 * sqrt(2)))`` are 0 in float64),
+#: with a zero gradient instead of the ``0 * inf`` of the formulas at σ → 0.
+SIGMA_FLOOR = 0.01
 
 __all__ = [
     "kernel_radius",
@@ -71,9 +82,9 @@ def kernel_radius(sigma: Tensor | float, std_devs: float = 2.0) -> int:
         >>> kernel_radius(3.0), kernel_radius(0.2), kernel_radius(3.0, std_devs=3)
         (6, 1, 9)
     """
-    s = as_scale(sigma, "sigma", dtype=torch.float64)
+    s, top = scale_arg(sigma, "sigma", dtype=torch.float64)
     std_devs = check_positive_real(std_devs, "std_devs")
-    return radius_for(largest(sigma, s), std_devs)
+    return radius_for(top if top is not None else float(s.max()), std_devs)
 
 
 def _taps(h: int, like: Tensor) -> Tensor:
@@ -83,7 +94,7 @@ def _taps(h: int, like: Tensor) -> Tensor:
 def _profile(s: Tensor, h: int, kernel: str) -> Tensor:
     """Unnormalized kernel of ``s`` (shape ``S``) at offsets -h..h: shape ``S + (2h+1,)``."""
     t = _taps(h, s)
-    s = s.unsqueeze(-1)
+    s = s.clamp_min(SIGMA_FLOOR).unsqueeze(-1)
     if kernel == "sampled":
         return torch.exp(-0.5 * (t / s) ** 2)
     # Integrate the unit-area Gaussian over [|t| - 1/2, |t| + 1/2]; using erfc of the
@@ -91,6 +102,62 @@ def _profile(s: Tensor, h: int, kernel: str) -> Tensor:
     a = t.abs()
     c = s * math.sqrt(2.0)
     return 0.5 * (torch.erfc((a - 0.5) / c) - torch.erfc((a + 0.5) / c))
+
+
+def _support_mask(r: Tensor, h: int) -> Tensor:
+    """``|t| <= r`` for offsets -h..h: shape ``r.shape + (2h+1,)``."""
+    t = torch.arange(-h, h + 1, dtype=r.dtype, device=r.device).abs()
+    return t <= r.unsqueeze(-1)
+
+
+def _gauss1d(s: Tensor, h: int, kernel: str = "sampled", std_devs: float | None = None, r=None) -> Tensor:
+    """Normalized kernels of the checked σ tensor ``s`` on offsets -h..h (no checks).
+
+    With ``std_devs`` (or explicit own half-sizes ``r``), each kernel of a σ with
+    several entries is cut at its own half-size; with neither, all use ``h``.
+    """
+    g = _profile(s, h, kernel)
+    if r is None and std_devs is not None and s.numel() > 1:
+        r = own_radius(s, std_devs)
+    if r is not None:
+        g = g * _support_mask(r, h).to(g.dtype)
+    return g / g.sum(-1, keepdim=True)
+
+
+def _gauss2d_full(cov: Tensor, hy: int, hx: int, std_devs: float | None = None) -> Tensor:
+    """Normalized dense kernels of the checked covariance ``cov`` (no checks).
+
+    With ``std_devs``, each kernel of a ``cov`` holding several matrices is cut to its
+    own box (see :func:`cov_radii`).
+    """
+    ty = _taps(hy, cov).view(-1, 1)
+    tx = _taps(hx, cov).view(1, -1)
+    a = cov[..., 0, 0, None, None]
+    b = cov[..., 0, 1, None, None]
+    c = cov[..., 1, 1, None, None]
+    det = a * c - b * b
+    # d^T Σ^{-1} d with Σ^{-1} = [[c, -b], [-b, a]] / det
+    q = (c * ty**2 - 2 * b * ty * tx + a * tx**2) / det
+    g = torch.exp(-0.5 * q)
+    if std_devs is not None and cov.dim() > 2 and cov[..., 0, 0].numel() > 1:
+        d = cov.detach()
+        ry = own_radius(d[..., 0, 0].double().sqrt(), std_devs)
+        rx = own_radius(d[..., 1, 1].double().sqrt(), std_devs)
+        mask = _support_mask(ry, hy).unsqueeze(-1) & _support_mask(rx, hx).unsqueeze(-2)
+        g = g * mask.to(g.dtype)
+    return g / g.sum(dim=(-2, -1), keepdim=True)
+
+
+def _check_full_size(hy: int, hx: int, name: str = "cov") -> None:
+    if (2 * hy + 1) * (2 * hx + 1) > MAX_KERNEL_NUMEL_2D:
+        raise ValueError(
+            f"{name} is too large: the dense kernel would have {(2 * hy + 1)} x {(2 * hx + 1)} taps, "
+            f"more than {MAX_KERNEL_NUMEL_2D}; use a smaller covariance or std_devs"
+        )
+
+
+def _full_radii(amax: float, cmax: float, std_devs: float, name: str = "cov") -> tuple[int, int]:
+    return radius_for(math.sqrt(amax), std_devs, name), radius_for(math.sqrt(cmax), std_devs, name)
 
 
 def gauss1d(
@@ -131,11 +198,14 @@ def gauss1d(
         (torch.Size([5]), 1.0, 0.4026)
     """
     check_choice(kernel, KERNEL_TYPES, "kernel")
-    s = as_scale(sigma, "sigma", dtype=dtype, device=device)
     std_devs = check_positive_real(std_devs, "std_devs")
-    h = radius_for(largest(sigma, s), std_devs) if radius is None else check_radius(radius)
-    g = _profile(s, h, kernel)
-    return g / g.sum(-1, keepdim=True)
+    if radius is not None:
+        h = check_radius(radius)
+        s, _ = scale_arg(sigma, "sigma", dtype=dtype, device=device, check_values=False)
+        return _gauss1d(s, h, kernel)
+    s, top = scale_arg(sigma, "sigma", dtype=dtype, device=device)
+    h = radius_for(top if top is not None else float(s.detach().max()), std_devs)
+    return _gauss1d(s, h, kernel, std_devs)
 
 
 def gauss2d_sphere(
@@ -197,15 +267,13 @@ def gauss2d_diag(
         torch.Size([5, 13])
     """
     check_choice(kernel, KERNEL_TYPES, "kernel")
-    sy = as_scale(sigma_y, "sigma_y", dtype=dtype, device=device)
-    sx = as_scale(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
+    sy, ty = scale_arg(sigma_y, "sigma_y", dtype=dtype, device=device)
+    sx, tx = scale_arg(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
     std_devs = check_positive_real(std_devs, "std_devs")
-    hy = radius_for(largest(sigma_y, sy), std_devs, "sigma_y")
-    hx = radius_for(largest(sigma_x, sx), std_devs, "sigma_x")
-    gy = _profile(sy, hy, kernel)
-    gx = _profile(sx, hx, kernel)
-    gy = gy / gy.sum(-1, keepdim=True)
-    gx = gx / gx.sum(-1, keepdim=True)
+    hy = radius_for(ty if ty is not None else float(sy.detach().max()), std_devs, "sigma_y")
+    hx = radius_for(tx if tx is not None else float(sx.detach().max()), std_devs, "sigma_x")
+    gy = _gauss1d(sy, hy, kernel, std_devs)
+    gx = _gauss1d(sx, hx, kernel, std_devs)
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
@@ -228,11 +296,12 @@ def cov_radii(cov: Tensor, std_devs: float = 2.0) -> tuple[int, int]:
         >>> cov_radii(torch.tensor([[4.0, 1.0], [1.0, 1.0]]))
         (4, 2)
     """
-    d = check_cov(cov).detach()
+    cov, top = _checks.check_cov(cov, return_max=True)
     std_devs = check_positive_real(std_devs, "std_devs")
-    hy = radius_for(math.sqrt(float(d[..., 0, 0].max())), std_devs, "cov")
-    hx = radius_for(math.sqrt(float(d[..., 1, 1].max())), std_devs, "cov")
-    return hy, hx
+    if top is None:
+        d = cov.detach()
+        top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
+    return _full_radii(*top, std_devs)
 
 
 def gauss2d_full(
@@ -266,26 +335,18 @@ def gauss2d_full(
         >>> k.shape, bool(torch.allclose(k, k.flip(-1, -2)))
         (torch.Size([9, 5]), True)
     """
-    cov = check_cov(cov)
+    cov, top = _checks.check_cov(cov, return_max=True)
     if cov.dim() > 3:
         raise ValueError(f"cov must have shape (2, 2) or (C, 2, 2), got shape {tuple(cov.shape)}")
     std_devs = check_positive_real(std_devs, "std_devs")
     if radii is None:
-        hy, hx = cov_radii(cov, std_devs)
+        if top is None:
+            d = cov.detach()
+            top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
+        hy, hx = _full_radii(*top, std_devs)
+        own = std_devs
     else:
         hy, hx = (check_radius(r, "radii") for r in radii)
-    if (2 * hy + 1) * (2 * hx + 1) > MAX_KERNEL_NUMEL_2D:
-        raise ValueError(
-            f"cov is too large: the dense kernel would have {(2 * hy + 1)} x {(2 * hx + 1)} taps, "
-            f"more than {MAX_KERNEL_NUMEL_2D}; use a smaller covariance or std_devs"
-        )
-    ty = _taps(hy, cov).view(-1, 1)
-    tx = _taps(hx, cov).view(1, -1)
-    a = cov[..., 0, 0, None, None]
-    b = cov[..., 0, 1, None, None]
-    c = cov[..., 1, 1, None, None]
-    det = a * c - b * b
-    # d^T Σ^{-1} d with Σ^{-1} = [[c, -b], [-b, a]] / det
-    q = (c * ty**2 - 2 * b * ty * tx + a * tx**2) / det
-    g = torch.exp(-0.5 * q)
-    return g / g.sum(dim=(-2, -1), keepdim=True)
+        own = None
+    _check_full_size(hy, hx)
+    return _gauss2d_full(cov, hy, hx, own)

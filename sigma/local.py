@@ -8,8 +8,12 @@ neighbourhood, with its own scale (the *gather* form):
     y[p] = \frac{\sum_{d} g_p(d)\, x[p + d]}{\sum_{d} g_p(d)},
     \qquad g_p(d) = \exp\!\left(-\tfrac12\, d^T \Sigma_p^{-1} d\right),
 
-with ``d`` running over one shared box ``[-h_y, h_y] x [-h_x, h_x]`` sized for the
-largest scale in the map. With a constant map this is exactly the global blur.
+with ``d`` running over the pixel's own box ``|d_y| <= h_y(p)``, ``|d_x| <= h_x(p)``
+(the half-size rule of :mod:`sigma.kernels` applied to the pixel's own scale; the
+arrays are sized for the largest), so each pixel's output depends only on its own
+scale and equals the global blur with that scale. ``radius=`` fixes one box for every
+pixel instead (no device-to-host read, no value checks). The kernels come from
+:mod:`sigma.kernels` (``kernel='sampled'`` or ``'erf'`` for the isotropic blur).
 
 The sum runs as a loop over the ``2 h_y + 1`` row offsets; each step handles all
 column offsets of all pixels at once through a strided window view, so memory stays
@@ -24,16 +28,21 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ._checks import (
+    KERNEL_TYPES,
     PADDING_MODES,
     ScaleError,
     check_choice,
     check_cov,
     check_input,
     check_positive_real,
-    check_radius,
+    check_radius_arg,
+    own_radius,
     radius_for,
+    values_checkable,
 )
+from ._conv import apply, eager_twin, traced
 from ._padding import pad_axis
+from .kernels import SIGMA_FLOOR, _gauss1d
 
 __all__ = ["blur2d_local_sphere", "blur2d_local_full"]
 
@@ -66,26 +75,30 @@ def blur2d_local_sphere(
     x: Tensor,
     sigma_map: Tensor,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
+    kernel: str = "sampled",
     radius: int | None = None,
 ) -> Tensor:
     r"""Blur each pixel with its own isotropic Gaussian, σ taken from ``sigma_map``.
 
     Output pixel ``p`` is :math:`\sum_d \tilde g_{\sigma_p}[d_y]\, \tilde g_{\sigma_p}[d_x]\, x[p + d]`
-    with the 1D kernels :math:`\tilde g_\sigma` of :func:`sigma.gauss1d` evaluated
-    at the pixel's own σ on the shared support ``h = max(1, ceil(std_devs * max σ))``.
-    Differentiable in ``x`` and in every entry of ``sigma_map``.
+    with the 1D kernels :math:`\tilde g_\sigma` of :func:`sigma.gauss1d` at the
+    pixel's own σ, each truncated at its own half-size ``max(1, ceil(std_devs * σ))``
+    (or at ``radius`` for every pixel). Differentiable in ``x`` and in every entry of
+    ``sigma_map``.
 
     Args:
         x: images, shape ``(B, C, H, W)``.
         sigma_map: σ per pixel, shape ``(B, 1, H, W)`` (shared by the channels) or
             ``(B, C, H, W)``; every entry finite and positive.
-        std_devs: truncation in standard deviations of the largest σ. Default: 2.
-        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
-            Default: ``'zeros'``.
-        radius: explicit shared half-size ``h`` overriding ``std_devs`` (useful to keep
-            the cost fixed while σ is being learned). Default: None.
+        std_devs: truncation in standard deviations of each pixel's σ. Default: 2.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+            ``'circular'``. Default: ``'zeros'``.
+        kernel: ``'sampled'`` or ``'erf'`` (see :func:`sigma.gauss1d`). Default: ``'sampled'``.
+        radius: explicit half-size ``h`` shared by every pixel, overriding ``std_devs``
+            (keeps the cost fixed while σ is being learned; no device-to-host read, and
+            the map's values are not checked). Default: None.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -104,32 +117,62 @@ def blur2d_local_sphere(
     """
     check_input(x, 4)
     check_choice(padding_mode, PADDING_MODES, "padding_mode")
+    check_choice(kernel, KERNEL_TYPES, "kernel")
     std_devs = check_positive_real(std_devs, "std_devs")
+    radius = check_radius_arg(radius, 1)
     smap = _check_map(sigma_map, x, "sigma_map", (), "(B, 1, H, W) or (B, C, H, W)")
+    if radius is not None:
+        h, own = radius, None
+    else:
+        h, own = radius_for(_map_top(smap), std_devs, "sigma_map"), std_devs
+    return _local_sphere(x, smap, h, own, padding_mode, kernel)
+
+
+def _map_top(smap: Tensor) -> float:
+    """Largest σ of a map after checking every entry finite and > 0, in one host read."""
+    if not values_checkable(smap):
+        raise ValueError("sigma_map values cannot be read here (meta tensor or compiling): pass radius=")
     d = smap.detach()
-    if not bool(torch.isfinite(d).all()) or not bool((d > 0).all()):
+    ok, top = torch.stack([(torch.isfinite(d) & (d > 0)).all().to(d.dtype), d.max()]).tolist()
+    if not ok:
         bad = d[~(torch.isfinite(d) & (d > 0))][0].item()
         raise ScaleError(f"sigma_map must be finite and > 0 everywhere, got an entry {bad}")
-    h = radius_for(float(d.max()), std_devs, "sigma_map") if radius is None else check_radius(radius)
+    return top
+
+
+def _local_sphere(
+    x: Tensor, smap: Tensor, h: int, own: float | None, padding_mode: str, kernel: str
+) -> Tensor:
+    """Unchecked per-pixel isotropic blur (``own``: std_devs of the own-support rule, or None)."""
     xp = pad_axis(pad_axis(x, h, h, padding_mode, -2), h, h, padding_mode, -1)
-    return _LocalSphere.apply(xp, smap, h)
+    if kernel != "sampled" or traced(xp, smap):
+        # the analytic σ gradient of _LocalSphere is the sampled kernel's, and its
+        # in-place accumulation cannot be batched by vmap or traced: plain autograd instead
+        return _local_sphere_reference(xp, smap, h, own, kernel)
+    return apply(_LocalSphere, xp, smap, h, own)
 
 
-def _local_weights(smap: Tensor, h: int) -> tuple[Tensor, Tensor]:
-    """Normalized 1D weights per pixel, ``(k, B, Cs, H, W)``, and the offsets ``-h..h``."""
+def _local_weights(smap: Tensor, h: int, own: float | None, kernel: str = "sampled") -> tuple[Tensor, Tensor]:
+    """Normalized 1D weights per pixel, ``(k, B, Cs, H, W)``, and the offsets ``-h..h``.
+
+    The kernels of :mod:`sigma.kernels`, each cut at its pixel's own half-size when
+    ``own`` (the ``std_devs``) is given.
+    """
     t = torch.arange(-h, h + 1, dtype=smap.dtype, device=smap.device)
-    a = torch.exp(-0.5 * (t.view(-1, 1, 1, 1, 1) / smap.unsqueeze(0)) ** 2)
-    return a / a.sum(0, keepdim=True), t
+    a = _gauss1d(smap, h, kernel, own, r=own_radius(smap, own) if own is not None else None)
+    return a.movedim(-1, 0), t
 
 
-def _local_sphere_reference(xp: Tensor, smap: Tensor, h: int) -> Tensor:
+def _local_sphere_reference(
+    xp: Tensor, smap: Tensor, h: int, own: float | None, kernel: str = "sampled"
+) -> Tensor:
     """Plain-autograd form of :class:`_LocalSphere` (row loop over windowed views).
 
     Used for higher-order derivatives; memory ``O(N * k)``.
     """
     k = 2 * h + 1
     H = xp.shape[-2] - 2 * h
-    a, _ = _local_weights(smap, h)
+    a, _ = _local_weights(smap, h, own, kernel)
     ax = a.movedim(0, -1)  # (B, Cs, H, W, k)
     y = None
     for dy in range(k):
@@ -153,11 +196,13 @@ class _LocalSphere(torch.autograd.Function):
     Higher-order derivatives recompute through :func:`_local_sphere_reference`.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, xp: Tensor, smap: Tensor, h: int) -> Tensor:
+    def forward(xp: Tensor, smap: Tensor, h: int, own: float | None) -> Tensor:
         k = 2 * h + 1
         H, W = xp.shape[-2] - 2 * h, xp.shape[-1] - 2 * h
-        a, _ = _local_weights(smap, h)
+        a, _ = _local_weights(smap, h, own)
         y = torch.zeros(xp.shape[:-2] + (H, W), dtype=xp.dtype, device=xp.device)
         row = torch.empty_like(y)
         for dy in range(k):
@@ -166,23 +211,27 @@ class _LocalSphere(torch.autograd.Function):
             for dx in range(1, k):
                 row.addcmul_(rows.narrow(-1, dx, W), a[dx])
             y.addcmul_(row, a[dy])
-        ctx.save_for_backward(xp, smap, y)
-        ctx.h = h
         return y
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        xp, smap, h, own = inputs
+        ctx.save_for_backward(xp, smap, output)
+        ctx.h, ctx.own = h, own
 
     @staticmethod
     def backward(ctx, g: Tensor):
         xp, smap, y = ctx.saved_tensors
-        h = ctx.h
+        h, own = ctx.h, ctx.own
         if torch.is_grad_enabled():  # double backward: differentiate the reference form
             need = ctx.needs_input_grad[:2]
-            out = _local_sphere_reference(xp, smap, h)
+            out = _local_sphere_reference(xp, smap, h, own)
             inputs = [t for t, n in zip((xp, smap), need, strict=True) if n]
             grads = iter(torch.autograd.grad(out, inputs, g, create_graph=True))
-            return tuple(next(grads) if n else None for n in need) + (None,)
+            return tuple(next(grads) if n else None for n in need) + (None, None)
         k = 2 * h + 1
         H, W = g.shape[-2:]
-        a, t = _local_weights(smap, h)
+        a, t = _local_weights(smap, h, own)
         gxp = gs = None
         if ctx.needs_input_grad[0]:
             gxp = torch.zeros_like(xp)
@@ -207,19 +256,30 @@ class _LocalSphere(torch.autograd.Function):
                     i_row.addcmul_(win, a[dx])
                     j_row.addcmul_(win, at2[dx])
                 m.addcmul_(i_row, at2[dy]).addcmul_(j_row, a[dy])
-            dyds = (m - 2 * v * y) / smap**3
+            # below SIGMA_FLOOR the kernel is the floor's (an impulse): m = v = 0 there
+            dyds = (m - 2 * v * y) / smap.clamp_min(SIGMA_FLOOR) ** 3
             gs = g * dyds
             if smap.shape[1] == 1 and g.shape[1] != 1:
                 gs = gs.sum(1, keepdim=True)
-        return gxp, gs, None
+        return gxp, gs, None, None
 
 
-def _full_row(xp: Tensor, prec: Tensor, dy: int, hy: int, H: int, tx: Tensor) -> tuple[Tensor, Tensor]:
-    """Unnormalized contribution of row offset ``dy`` and its weight total."""
+_LocalSphere.eager = eager_twin(_LocalSphere)
+
+
+def _full_row(xp: Tensor, prec: Tensor, dy: int, hy: int, H: int, tx: Tensor, box) -> tuple[Tensor, Tensor]:
+    """Unnormalized contribution of row offset ``dy`` and its weight total.
+
+    ``box``: None, or each pixel's own half-sizes ``(r_y, r_x)`` (each ``(B, 1, H, W)``).
+    """
     oy = float(dy - hy)
     pyy, pyx, pxx = prec
     q = pyy.unsqueeze(-1) * oy**2 + 2 * pyx.unsqueeze(-1) * oy * tx + pxx.unsqueeze(-1) * tx**2
     w = torch.exp(-0.5 * q)  # (B, 1, H, W, kx)
+    if box is not None:
+        ry, rx = box
+        inside = (ry >= abs(oy)).unsqueeze(-1) & (tx.abs() <= rx.unsqueeze(-1))
+        w = w * inside.to(w.dtype)
     win = _row_windows(xp, dy, H, tx.shape[0])
     return (win * w).sum(-1), w.sum(-1)
 
@@ -228,15 +288,17 @@ def blur2d_local_full(
     x: Tensor,
     cov_map: Tensor,
     std_devs: float = 2.0,
-    padding_mode: str = "zeros",
     *,
+    padding_mode: str = "zeros",
+    radius: int | tuple[int, int] | None = None,
     radii: tuple[int, int] | None = None,
 ) -> Tensor:
     r"""Blur each pixel with its own full-covariance Gaussian, from ``cov_map``.
 
-    Output pixel ``p`` is the normalized average of ``x`` over the shared box with
+    Output pixel ``p`` is the normalized average of ``x`` over its own box with
     weights :math:`\exp(-\tfrac12 d^T \Sigma_p^{-1} d)`. The box holds the
-    ``std_devs`` ellipse of every covariance in the map (see :func:`sigma.cov_radii`).
+    ``std_devs`` ellipse of the pixel's covariance (see :func:`sigma.cov_radii`), or
+    is ``radius`` for every pixel.
 
     Args:
         x: images, shape ``(B, C, H, W)``.
@@ -244,7 +306,9 @@ def blur2d_local_full(
             ``(B, H, W, 2, 2)``, each symmetric positive definite; differentiable (use
             :func:`sigma.logchol_to_cov` on a ``(B, H, W, 3)`` map to learn it).
         std_devs, padding_mode: as in :func:`blur2d_local_sphere`.
-        radii: explicit shared half-sizes ``(h_y, h_x)``. Default: None.
+        radius: explicit half-sizes shared by every pixel, an int or ``(h_y, h_x)``; no
+            device-to-host read, and the map's values are not checked. Default: None.
+        radii: the former name of ``radius`` (a pair). Default: None.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -264,14 +328,29 @@ def blur2d_local_full(
     check_input(x, 4)
     check_choice(padding_mode, PADDING_MODES, "padding_mode")
     std_devs = check_positive_real(std_devs, "std_devs")
-    cmap = _check_map(cov_map, x, "cov_map", (2, 2), "(B, H, W, 2, 2)")
-    cmap = check_cov(cmap, "cov_map")
-    d = cmap.detach()
-    if radii is None:
-        hy = radius_for(float(d[..., 0, 0].max().sqrt()), std_devs, "cov_map")
-        hx = radius_for(float(d[..., 1, 1].max().sqrt()), std_devs, "cov_map")
+    if radii is not None:
+        if radius is not None:
+            raise ValueError("give radius or radii (its former name), not both")
+        radius = check_radius_arg(radii, 2, "radii")
     else:
-        hy, hx = (check_radius(r, "radii") for r in radii)
+        radius = check_radius_arg(radius, 2)
+    cmap = _check_map(cov_map, x, "cov_map", (2, 2), "(B, H, W, 2, 2)")
+    box = None
+    if radius is None:
+        cmap, top = check_cov(cmap, "cov_map", return_max=True)
+        if top is None:
+            raise ValueError("cov_map values cannot be read here (meta tensor or compiling): pass radius=")
+        hy = radius_for(top[0] ** 0.5, std_devs, "cov_map")
+        hx = radius_for(top[1] ** 0.5, std_devs, "cov_map")
+        d = cmap.detach()
+        box = tuple(own_radius(d[..., i, i].double().sqrt(), std_devs).unsqueeze(1) for i in (0, 1))
+    else:
+        hy, hx = radius
+    return _local_full(x, cmap, hy, hx, box, padding_mode)
+
+
+def _local_full(x: Tensor, cmap: Tensor, hy: int, hx: int, box, padding_mode: str) -> Tensor:
+    """Unchecked per-pixel full-covariance blur (``box``: own half-sizes or None)."""
     H, W = x.shape[-2:]
     a, b, c = cmap[..., 0, 0], cmap[..., 0, 1], cmap[..., 1, 1]
     det = a * c - b * b
@@ -284,9 +363,9 @@ def blur2d_local_full(
         if grad:
             # Recompute the (N, k) row weights in backward instead of storing one
             # set per row offset: memory stays O(N * k) rather than O(N * k^2).
-            n_, d_ = checkpoint(_full_row, xp, prec, dy, hy, H, tx, use_reentrant=False)
+            n_, d_ = checkpoint(_full_row, xp, prec, dy, hy, H, tx, box, use_reentrant=False)
         else:
-            n_, d_ = _full_row(xp, prec, dy, hy, H, tx)
+            n_, d_ = _full_row(xp, prec, dy, hy, H, tx, box)
         num = n_ if num is None else num + n_
         den = d_ if den is None else den + d_
     return num / den

@@ -9,7 +9,8 @@ positive definite, and expose the constrained values as ``.sigma`` / ``.cov``.
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,46 +21,63 @@ from ._checks import (
     KERNEL_TYPES,
     METHODS,
     PADDING_MODES,
+    ScaleError,
     as_scale,
     check_choice,
+    check_input,
+    check_int,
     check_positive_real,
+    check_radius_arg,
     radius_for,
 )
-from .local import blur2d_local_sphere
-from .params import cov_to_logchol, logchol_to_cov
+from .kernels import _check_full_size, _full_radii
+from .local import _local_sphere
+from .params import _logchol_to_cov, cov_to_logchol
 
 __all__ = ["Blur1d", "Blur2d", "GaussConv2d", "DynamicBlur2d"]
 
-STRUCTURES = frozenset({"sphere", "diag", "full"})
-
 
 def _check_channels(channels: object) -> int | None:
-    if channels is None:
-        return None
-    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
-        raise ValueError(f"channels must be None or a positive int, got channels={channels!r}")
-    return int(channels)
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
-    return int(value)
+    return None if channels is None else check_int(channels, "channels")
 
 
 def _fmt(t: Tensor) -> str:
+    if t.device.type == "meta":
+        return f"<meta {tuple(t.shape)}>"
     flat = t.detach().flatten().tolist()
     if len(flat) == 1:
         return f"{flat[0]:.4g}"
     return "[" + ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ...]" if len(flat) > 8 else "]")
 
 
+def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
+    """Largest value of ``t`` (``per_last``: per entry of its last dim) in one host read.
+
+    A non-finite value (a diverged parameter) raises :class:`ScaleError` naming ``name``.
+    """
+    d = t.detach().reshape(-1, t.shape[-1] if per_last else 1)
+    tops = d.amax(0).tolist()
+    if not all(math.isfinite(v) for v in tops):
+        raise ScaleError(f"{name} must be finite, got {name}={_fmt(t)} (has training diverged?)")
+    return tops
+
+
 class _BlurOptions(nn.Module):
-    def _set_options(self, std_devs, padding_mode, kernel, method) -> None:
+    def _set_options(self, std_devs, padding_mode, kernel, method, radius, axes) -> None:
         self.std_devs = check_positive_real(std_devs, "std_devs")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
         self.method = check_choice(method, METHODS, "method")
+        self.radius = check_radius_arg(radius, axes)
+
+    def _check_x(self, x: Tensor, ndim: int) -> None:
+        check_input(x, ndim)
+        if self.channels is not None and x.shape[1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} was built with channels={self.channels} (one scale per channel), "
+                f"but x has {x.shape[1]} channels (shape {tuple(x.shape)}); "
+                f"build it with channels={x.shape[1]} or channels=None"
+            )
 
     def _options_repr(self) -> str:
         s = f"std_devs={self.std_devs:g}, padding_mode={self.padding_mode!r}"
@@ -67,6 +85,8 @@ class _BlurOptions(nn.Module):
             s += f", kernel={self.kernel!r}"
         if self.method != "auto":
             s += f", method={self.method!r}"
+        if self.radius is not None:
+            s += f", radius={self.radius}"
         return s
 
 
@@ -78,10 +98,13 @@ class Blur1d(_BlurOptions):
         channels: ``None`` for one σ shared by all channels, or C for one σ per channel.
             Default: None.
         std_devs: kernel truncation in standard deviations. Default: 2.
-        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
-            Default: ``'zeros'``.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+            ``'circular'``. Default: ``'zeros'``.
         kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
+        radius: fixed kernel half-size (an int); then a forward reads no value from the
+            device and ``torch.compile`` traces it as one graph that σ can move within.
+            Default: None (the half-size follows σ: one device-to-host read per call).
         device, dtype: of the parameter. Default: torch's defaults.
 
     Shape:
@@ -108,11 +131,12 @@ class Blur1d(_BlurOptions):
         padding_mode: str = "zeros",
         kernel: str = "sampled",
         method: str = "auto",
+        radius: int | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        self._set_options(std_devs, padding_mode, kernel, method)
+        self._set_options(std_devs, padding_mode, kernel, method, radius, 1)
         self.channels = _check_channels(channels)
         s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
         if self.channels is not None:
@@ -125,24 +149,123 @@ class Blur1d(_BlurOptions):
         return self.log_sigma.exp()
 
     def forward(self, x: Tensor) -> Tensor:
-        return _blur.blur1d(
-            x, self.sigma, self.std_devs, self.padding_mode, kernel=self.kernel, method=self.method
-        )
+        self._check_x(x, 3)
+        s = self.sigma
+        if self.radius is not None:
+            return _blur._blur1d(x, s, self.radius, None, self.padding_mode, self.kernel, self.method)
+        h = radius_for(_tops(s, "sigma")[0], self.std_devs)
+        return _blur._blur1d(x, s, h, self.std_devs, self.padding_mode, self.kernel, self.method)
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
         return f"sigma={_fmt(self.sigma)}{ch}, {self._options_repr()}"
 
 
+# ----------------------------------------------------------------------------- Blur2d structures
+
+
+def _sphere_forward(m: Blur2d, x: Tensor) -> Tensor:
+    s = m.log_sigma.exp()
+    if m.radius is not None:
+        return _blur._blur2d_sep(x, s, s, *m.radius, None, m.padding_mode, m.kernel, m.method)
+    h = radius_for(_tops(s, "sigma")[0], m.std_devs)
+    return _blur._blur2d_sep(x, s, s, h, h, m.std_devs, m.padding_mode, m.kernel, m.method)
+
+
+def _diag_forward(m: Blur2d, x: Tensor) -> Tensor:
+    s = m.log_sigma.exp()
+    sy, sx = s[..., 0], s[..., 1]
+    if m.radius is not None:
+        return _blur._blur2d_sep(x, sy, sx, *m.radius, None, m.padding_mode, m.kernel, m.method)
+    ty, tx = _tops(s, "sigma", per_last=True)
+    hy, hx = radius_for(ty, m.std_devs, "sigma_y"), radius_for(tx, m.std_devs, "sigma_x")
+    return _blur._blur2d_sep(x, sy, sx, hy, hx, m.std_devs, m.padding_mode, m.kernel, m.method)
+
+
+def _full_forward(m: Blur2d, x: Tensor) -> Tensor:
+    cov = _logchol_to_cov(m.logchol)
+    if m.radius is not None:
+        return _blur._blur2d_full(x, cov, *m.radius, None, m.padding_mode, m.method)
+    diag = torch.diagonal(cov, dim1=-2, dim2=-1)
+    hy, hx = _full_radii(*_tops(diag, "cov", per_last=True), m.std_devs)
+    _check_full_size(hy, hx)
+    return _blur._blur2d_full(x, cov, hy, hx, m.std_devs, m.padding_mode, m.method)
+
+
+def _sphere_init(sigma, channels, dtype, device) -> Tensor:
+    return as_scale(sigma, "sigma", channels=channels, dtype=dtype, device=device).detach().log()
+
+
+def _pair_logs(sigma, dtype, device) -> Tensor:
+    pair = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+    if len(pair) != 2:
+        raise ValueError(f"sigma must be a number or a pair (sigma_y, sigma_x), got {sigma!r}")
+    sy = as_scale(pair[0], "sigma", dtype=dtype, device=device).detach()
+    sx = as_scale(pair[1], "sigma", dtype=sy.dtype, device=sy.device).detach()
+    if sy.dim() or sx.dim():
+        raise ValueError("sigma must hold numbers or 0-dim tensors for 'diag' and 'full'")
+    return torch.stack([sy, sx]).log()
+
+
+def _diag_init(sigma, channels, dtype, device) -> Tensor:
+    return _pair_logs(sigma, dtype, device)
+
+
+def _full_init(sigma, channels, dtype, device) -> Tensor:
+    logs = _pair_logs(sigma, dtype, device)
+    return torch.stack([logs[0], torch.zeros_like(logs[0]), logs[1]])
+
+
+def _full_from_cov(cov, dtype, device) -> Tensor:
+    if isinstance(cov, (list, tuple)):
+        cov = torch.tensor(cov, dtype=dtype or torch.get_default_dtype(), device=device)
+    if not isinstance(cov, Tensor):
+        raise TypeError(
+            f"cov must be a torch.Tensor of shape (2, 2) or a nested list, got {type(cov).__name__}"
+        )
+    init = cov_to_logchol(cov.detach().to(dtype=dtype or cov.dtype, device=device))
+    if init.dim() != 1:
+        raise ValueError(f"cov must have shape (2, 2), got shape {tuple(cov.shape)}")
+    return init
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """One row of the :class:`Blur2d` structure table."""
+
+    param: str  # name of the learnable tensor
+    shape: str  # its shape, shared / per channel (for the docs)
+    kernels: frozenset[str]  # the kernel types it supports
+    init: Callable  # (sigma, channels, dtype, device) -> the parameter for one channel
+    forward: Callable  # (module, x) -> output
+    from_cov: Callable | None = None  # (cov, dtype, device) -> the parameter, if cov= can set it
+
+
+#: The :class:`Blur2d` structures; adding one is one row here.
+STRUCTURES: dict[str, _Structure] = {
+    "sphere": _Structure("log_sigma", "() or (C,)", KERNEL_TYPES, _sphere_init, _sphere_forward),
+    "diag": _Structure("log_sigma", "(2,) or (C, 2)", KERNEL_TYPES, _diag_init, _diag_forward),
+    "full": _Structure(
+        "logchol", "(3,) or (C, 3)", frozenset({"sampled"}), _full_init, _full_forward, _full_from_cov
+    ),
+}
+
+
 class Blur2d(_BlurOptions):
     """Gaussian blur of images with a learnable scale of a chosen structure.
 
-    ``structure`` sets what is learned:
+    ``structure`` sets what is learned (one row of :data:`STRUCTURES` each):
 
-    * ``'sphere'``: one σ (``log_sigma``, shape ``()`` or ``(C,)``);
-    * ``'diag'``: (σ_y, σ_x) (``log_sigma``, shape ``(2,)`` or ``(C, 2)``);
-    * ``'full'``: a full covariance through log-Cholesky parameters (``logchol``,
-      shape ``(3,)`` or ``(C, 3)``), so it can rotate.
+    ============  ==============  =======================  ===================  =========
+    structure     parameter       shape (shared / per ch)  kernels              ``cov=``
+    ============  ==============  =======================  ===================  =========
+    ``'sphere'``  ``log_sigma``   ``()`` / ``(C,)``        sampled, erf         no
+    ``'diag'``    ``log_sigma``   ``(2,)`` / ``(C, 2)``    sampled, erf         no
+    ``'full'``    ``logchol``     ``(3,)`` / ``(C, 3)``    sampled              yes
+    ============  ==============  =======================  ===================  =========
+
+    ``'sphere'`` learns one σ, ``'diag'`` (σ_y, σ_x), ``'full'`` a full covariance
+    through log-Cholesky parameters (so it can rotate).
 
     Args:
         sigma: initial σ: a positive number, or a pair ``(σ_y, σ_x)`` for ``'diag'``
@@ -150,7 +273,10 @@ class Blur2d(_BlurOptions):
         structure: ``'sphere'``, ``'diag'`` or ``'full'``. Default: ``'sphere'``.
         channels: ``None`` to share the scale across channels, or C for one per channel.
             Default: None.
-        cov: initial covariance ``(2, 2)`` for ``'full'`` (overrides ``sigma``). Default: None.
+        cov: initial covariance ``(2, 2)`` (a tensor or nested list) for ``'full'``
+            (overrides ``sigma``); refused for the other structures. Default: None.
+        radius: fixed kernel half-size, an int or a pair ``(h_y, h_x)`` (see
+            :class:`Blur1d`). Default: None.
         std_devs, padding_mode, kernel, method, device, dtype: as in :class:`Blur1d`
             (``kernel='erf'`` is not available for ``'full'``).
 
@@ -181,41 +307,29 @@ class Blur2d(_BlurOptions):
         padding_mode: str = "zeros",
         kernel: str = "sampled",
         method: str = "auto",
+        radius: int | tuple[int, int] | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        self.structure = check_choice(structure, STRUCTURES, "structure")
-        self._set_options(std_devs, padding_mode, kernel, method)
-        if structure == "full" and kernel != "sampled":
-            raise ValueError("kernel must be 'sampled' for structure='full', got kernel='erf'")
+        self.structure = check_choice(structure, frozenset(STRUCTURES), "structure")
+        spec = STRUCTURES[structure]
+        self._set_options(std_devs, padding_mode, kernel, method, radius, 2)
+        if kernel not in spec.kernels:
+            raise ValueError(f"kernel must be 'sampled' for structure={structure!r}, got kernel={kernel!r}")
         self.channels = _check_channels(channels)
-        reps = () if self.channels is None else (self.channels,)
-        if structure == "sphere":
-            s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
-            self.log_sigma = nn.Parameter(s.expand(reps).log().clone())
-            return
         if cov is not None:
-            if structure != "full":
-                raise ValueError(f"cov can only initialize structure='full', got structure={structure!r}")
-            init = cov_to_logchol(cov.detach().to(dtype=dtype or cov.dtype, device=device))
-            if init.dim() != 1:
-                raise ValueError(f"cov must have shape (2, 2), got shape {tuple(cov.shape)}")
-            self.logchol = nn.Parameter(init.expand(*reps, 3).clone())
-            return
-        pair = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
-        if len(pair) != 2:
-            raise ValueError(f"sigma must be a number or a pair (sigma_y, sigma_x), got {sigma!r}")
-        sy = as_scale(pair[0], "sigma", dtype=dtype, device=device).detach()
-        sx = as_scale(pair[1], "sigma", dtype=sy.dtype, device=sy.device).detach()
-        if sy.dim() or sx.dim():
-            raise ValueError("sigma must hold numbers or 0-dim tensors for 'diag' and 'full'")
-        logs = torch.stack([sy, sx]).log()
-        if structure == "diag":
-            self.log_sigma = nn.Parameter(logs.expand(*reps, 2).clone())
+            if spec.from_cov is None:
+                raise ValueError(
+                    f"cov can only initialize structure='full', got structure={structure!r}; "
+                    "pass sigma instead (or structure='full')"
+                )
+            init = spec.from_cov(cov, dtype, device)
         else:
-            init = torch.stack([logs[0], torch.zeros_like(logs[0]), logs[1]])
-            self.logchol = nn.Parameter(init.expand(*reps, 3).clone())
+            init = spec.init(sigma, self.channels, dtype, device)
+        if self.channels is not None and init.dim() < (1 if structure == "sphere" else 2):
+            init = init.expand(self.channels, *init.shape)
+        setattr(self, spec.param, nn.Parameter(init.clone()))
 
     @property
     def sigma(self) -> Tensor:
@@ -231,20 +345,15 @@ class Blur2d(_BlurOptions):
     def cov(self) -> Tensor:
         """The covariance in (row, col) coordinates, shape ``(2, 2)`` or ``(C, 2, 2)``."""
         if self.structure == "full":
-            return logchol_to_cov(self.logchol)
+            return _logchol_to_cov(self.logchol)
         s = self.log_sigma.exp()
         if self.structure == "sphere":
             s = torch.stack([s, s], -1)
         return torch.diag_embed(s**2)
 
     def forward(self, x: Tensor) -> Tensor:
-        opts = dict(std_devs=self.std_devs, padding_mode=self.padding_mode, method=self.method)
-        if self.structure == "sphere":
-            return _blur.blur2d_sphere(x, self.sigma, kernel=self.kernel, **opts)
-        if self.structure == "diag":
-            s = self.log_sigma.exp()
-            return _blur.blur2d_diag(x, s[..., 0], s[..., 1], kernel=self.kernel, **opts)
-        return _blur.blur2d_full(x, self.cov, **opts)
+        self._check_x(x, 4)
+        return STRUCTURES[self.structure].forward(self, x)
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -271,7 +380,7 @@ class GaussConv2d(nn.Module):
         structure: ``'sphere'``, ``'diag'`` or ``'full'`` (see :class:`Blur2d`). Default: ``'sphere'``.
         per_channel: learn one scale per input channel instead of one shared. Default: False.
         bias: add a learnable bias. Default: True.
-        std_devs, padding_mode, method, device, dtype: passed to the :class:`Blur2d`.
+        std_devs, padding_mode, method, radius, device, dtype: passed to the :class:`Blur2d`.
 
     Shape:
         - Input: ``(B, C_in, H, W)``.
@@ -301,13 +410,14 @@ class GaussConv2d(nn.Module):
         std_devs: float = 2.0,
         padding_mode: str = "zeros",
         method: str = "auto",
+        radius: int | tuple[int, int] | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_count(in_channels, "in_channels")
-        self.out_channels = _check_count(out_channels, "out_channels")
-        self.kernel_size = _check_count(kernel_size, "kernel_size")
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        self.kernel_size = check_int(kernel_size, "kernel_size")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (for 'same' padding), got kernel_size={kernel_size}")
         self.blur = Blur2d(
@@ -317,6 +427,7 @@ class GaussConv2d(nn.Module):
             std_devs=std_devs,
             padding_mode=padding_mode,
             method=method,
+            radius=radius,
             device=device,
             dtype=dtype,
         )
@@ -340,6 +451,12 @@ class GaussConv2d(nn.Module):
         return self.blur.sigma
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input(x, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"GaussConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
+                f"channels (shape {tuple(x.shape)})"
+            )
         return F.conv2d(self.blur(x), self.weight, self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
@@ -363,7 +480,9 @@ class DynamicBlur2d(nn.Module):
         sigma: initial σ everywhere, strictly inside ``sigma_range``. Default: 1.0.
         sigma_range: ``(lo, hi)`` bounds of the predicted σ, ``0 < lo < hi``. Default: (0.25, 4.0).
         kernel_size: size of the predictor convolution (odd). Default: 3.
-        std_devs, padding_mode: passed to :func:`sigma.blur2d_local_sphere`.
+        std_devs, padding_mode, kernel: passed to :func:`sigma.blur2d_local_sphere`.
+        radius: the fixed half-size of every pixel's kernel. Default: None, meaning
+            ``max(1, ceil(std_devs * hi))``.
         device, dtype: of the parameters.
 
     Shape:
@@ -389,12 +508,14 @@ class DynamicBlur2d(nn.Module):
         kernel_size: int = 3,
         std_devs: float = 2.0,
         padding_mode: str = "zeros",
+        kernel: str = "sampled",
+        radius: int | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        self.in_channels = _check_count(in_channels, "in_channels")
-        k = _check_count(kernel_size, "kernel_size")
+        self.in_channels = check_int(in_channels, "in_channels")
+        k = check_int(kernel_size, "kernel_size")
         if k % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got kernel_size={kernel_size}")
         if not isinstance(sigma_range, (tuple, list)) or len(sigma_range) != 2:
@@ -409,7 +530,9 @@ class DynamicBlur2d(nn.Module):
         self.sigma_range = (lo, hi)
         self.std_devs = check_positive_real(std_devs, "std_devs")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.radius = radius_for(hi, self.std_devs, "sigma_range")
+        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
+        r = check_radius_arg(radius, 1)
+        self.radius = radius_for(hi, self.std_devs, "sigma_range") if r is None else r
         self.predictor = nn.Conv2d(in_channels, 1, k, padding=k // 2, device=device, dtype=dtype)
         nn.init.zeros_(self.predictor.weight)
         p = (s0 - lo) / (hi - lo)
@@ -422,7 +545,13 @@ class DynamicBlur2d(nn.Module):
         return lo + (hi - lo) * torch.sigmoid(self.predictor(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return blur2d_local_sphere(x, self.sigma_map(x), self.std_devs, self.padding_mode, radius=self.radius)
+        check_input(x, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"DynamicBlur2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
+                f"channels (shape {tuple(x.shape)})"
+            )
+        return _local_sphere(x, self.sigma_map(x), self.radius, None, self.padding_mode, self.kernel)
 
     def extra_repr(self) -> str:
         lo, hi = self.sigma_range

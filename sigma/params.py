@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import as_scale, check_cov
+from ._checks import as_scale, check_cov, values_checkable
 
 __all__ = ["logchol_to_cov", "cov_to_logchol", "rotated_cov", "cov_axes"]
 
@@ -52,8 +52,13 @@ def logchol_to_cov(params: Tensor) -> Tensor:
         raise TypeError(f"params must have a floating-point dtype, got {params.dtype}")
     if params.dim() == 0 or params.shape[-1] != 3:
         raise ValueError(f"params must have shape (..., 3), got shape {tuple(params.shape)}")
-    if not bool(torch.isfinite(params.detach()).all()):
+    if values_checkable(params) and not bool(torch.isfinite(params.detach()).all()):
         raise ValueError("params must be finite")
+    return _logchol_to_cov(params)
+
+
+def _logchol_to_cov(params: Tensor) -> Tensor:
+    """:func:`logchol_to_cov` without checks (for modules, whose parameters are valid)."""
     a, b, c = params.unbind(-1)
     ea = torch.exp(a)
     row0 = torch.stack([ea * ea, b * ea], -1)

@@ -13,10 +13,22 @@ import scipy.ndimage as ndi
 from scipy.stats import norm
 
 #: ``sigma``'s padding_mode -> the matching ``scipy.ndimage`` mode.
-SCIPY_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
+SCIPY_MODE = {
+    "zeros": "constant",
+    "reflect": "mirror",
+    "symmetric": "reflect",
+    "replicate": "nearest",
+    "circular": "wrap",
+}
 
 #: ``sigma``'s padding_mode -> the matching ``numpy.pad`` mode.
-NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+NUMPY_PAD_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "symmetric": "symmetric",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 PADDING_MODES = sorted(SCIPY_MODE)
 
@@ -67,12 +79,13 @@ def full_radii(cov: np.ndarray, std_devs: float) -> tuple[int, int]:
 
 
 def blur1d(x: np.ndarray, sigma, std_devs: float, padding_mode: str, kernel: str = "sampled") -> np.ndarray:
-    """Reference for ``sigma.blur1d`` on ``(B, C, L)``: one SciPy filter per channel."""
+    """Reference for ``sigma.blur1d`` on ``(B, C, L)``: one SciPy filter per channel, each
+    truncated at its own radius."""
     s = per_channel(sigma, x.shape[1])
-    h = radius(s.max(), std_devs)
     mode = SCIPY_MODE[padding_mode]
     out = np.empty_like(x)
     for c in range(x.shape[1]):
+        h = radius(s[c], std_devs)
         if kernel == "sampled":
             out[:, c] = ndi.gaussian_filter1d(x[:, c], s[c], axis=-1, mode=mode, radius=h)
         else:
@@ -83,14 +96,14 @@ def blur1d(x: np.ndarray, sigma, std_devs: float, padding_mode: str, kernel: str
 def blur2d_diag(
     x: np.ndarray, sigma_y, sigma_x, std_devs: float, padding_mode: str, kernel: str = "sampled"
 ) -> np.ndarray:
-    """Reference for ``sigma.blur2d_diag`` on ``(B, C, H, W)``; each axis has its own radius."""
+    """Reference for ``sigma.blur2d_diag`` on ``(B, C, H, W)``; each axis and channel has its own radius."""
     C = x.shape[1]
     sy, sx = per_channel(sigma_y, C), per_channel(sigma_x, C)
-    hy, hx = radius(sy.max(), std_devs), radius(sx.max(), std_devs)
     mode = SCIPY_MODE[padding_mode]
     out = np.empty_like(x)
     for b in range(x.shape[0]):
         for c in range(C):
+            hy, hx = radius(sy[c], std_devs), radius(sx[c], std_devs)
             if kernel == "sampled":
                 out[b, c] = ndi.gaussian_filter(x[b, c], (sy[c], sx[c]), mode=mode, radius=(hy, hx))
             else:
@@ -100,13 +113,13 @@ def blur2d_diag(
 
 
 def blur2d_sphere(x: np.ndarray, sigma, std_devs: float, padding_mode: str, kernel: str = "sampled"):
-    """Reference for ``sigma.blur2d_sphere``: one radius from the largest σ for both axes."""
+    """Reference for ``sigma.blur2d_sphere``: each channel's radius from its own σ, both axes."""
     s = per_channel(sigma, x.shape[1])
-    h = radius(s.max(), std_devs)
     mode = SCIPY_MODE[padding_mode]
     out = np.empty_like(x)
     for b in range(x.shape[0]):
         for c in range(x.shape[1]):
+            h = radius(s[c], std_devs)
             if kernel == "sampled":
                 out[b, c] = ndi.gaussian_filter(x[b, c], s[c], mode=mode, radius=h)
             else:
@@ -115,18 +128,28 @@ def blur2d_sphere(x: np.ndarray, sigma, std_devs: float, padding_mode: str, kern
     return out
 
 
+def correlate2d(img: np.ndarray, k: np.ndarray, padding_mode: str) -> np.ndarray:
+    """Dense 2D correlation of one image by ``numpy.pad`` and a sliding window.
+
+    (``scipy.ndimage.correlate`` in its ``'reflect'`` mode reads out of bounds for
+    kernels more than twice the image size, so the dense reference pads with NumPy.)
+    """
+    hy, hx = (k.shape[0] - 1) // 2, (k.shape[1] - 1) // 2
+    xp = np.pad(img, ((hy, hy), (hx, hx)), mode=NUMPY_PAD_MODE[padding_mode])
+    win = np.lib.stride_tricks.sliding_window_view(xp, k.shape)
+    return np.einsum("ijab,ab->ij", win, k)
+
+
 def blur2d_full(x: np.ndarray, cov: np.ndarray, std_devs: float, padding_mode: str) -> np.ndarray:
-    """Reference for ``sigma.blur2d_full``: a dense NumPy kernel and ``scipy.ndimage.correlate``."""
+    """Reference for ``sigma.blur2d_full``: a dense NumPy kernel per channel (its own box)."""
     cov = np.asarray(cov, dtype=np.float64)
     C = x.shape[1]
     covs = np.broadcast_to(cov, (C, 2, 2)) if cov.ndim == 2 else cov
-    hy, hx = full_radii(covs, std_devs)
-    mode = SCIPY_MODE[padding_mode]
     out = np.empty_like(x)
     for c in range(C):
-        k = full_kernel(covs[c], hy, hx)
+        k = full_kernel(covs[c], *full_radii(covs[c], std_devs))
         for b in range(x.shape[0]):
-            out[b, c] = ndi.correlate(x[b, c], k, mode=mode)
+            out[b, c] = correlate2d(x[b, c], k, padding_mode)
     return out
 
 

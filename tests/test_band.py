@@ -30,9 +30,9 @@ def test_matmul_matches_scipy_across_blocks(padding_mode, scales):
     sy, sx = scales
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 70, 100))
-    expected = ref.blur2d_diag(x, sy, sx, 2.0, padding_mode)
+    expected = ref.blur2d_diag(x, sy, sx, 2.0, padding_mode=padding_mode)
     sx_t = torch.tensor(sx, dtype=f64) if isinstance(sx, tuple) else sx
-    out = sigma.blur2d_diag(torch.from_numpy(x), sy, sx_t, 2.0, padding_mode, method="matmul")
+    out = sigma.blur2d_diag(torch.from_numpy(x), sy, sx_t, 2.0, padding_mode=padding_mode, method="matmul")
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -67,10 +67,10 @@ def test_gradcheck_across_blocks(method, padding_mode):
     log_s = torch.tensor(1.1, dtype=f64).log().requires_grad_()  # h = 3
 
     def f1(x, q):
-        return sigma.blur1d(x, q.exp(), 2.0, padding_mode, method=method)
+        return sigma.blur1d(x, q.exp(), 2.0, padding_mode=padding_mode, method=method)
 
     def f2(x, q):
-        return sigma.blur2d_diag(x, q.exp(), 0.6, 2.0, padding_mode, method=method)
+        return sigma.blur2d_diag(x, q.exp(), 0.6, 2.0, padding_mode=padding_mode, method=method)
 
     for f, x in ((f1, x1), (f2, x2)):
         opts = dict(eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)

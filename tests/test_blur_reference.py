@@ -77,9 +77,16 @@ def test_blur1d_matches_scipy(padding_mode, method):
     rng = np.random.default_rng(1)
     for shape, s, sd in _configs_1d(10 * MODES.index(padding_mode) + ALL_METHODS.index(method)):
         x = _x(shape, rng)
-        out = sigma.blur1d(torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, method=method)
+        out = sigma.blur1d(
+            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode=padding_mode, method=method
+        )
         assert out.dtype == torch.float64
-        _check(out, ref.blur1d(x, s, sd, padding_mode), TIGHT, f"shape={shape} sigma={s} std_devs={sd}")
+        _check(
+            out,
+            ref.blur1d(x, s, sd, padding_mode=padding_mode),
+            TIGHT,
+            f"shape={shape} sigma={s} std_devs={sd}",
+        )
 
 
 def test_blur1d_kernel_wider_than_input_in_every_mode():
@@ -87,8 +94,8 @@ def test_blur1d_kernel_wider_than_input_in_every_mode():
     x = np.random.default_rng(0).standard_normal((1, 1, 3))
     for padding_mode in MODES:
         for method in ALL_METHODS:
-            out = sigma.blur1d(torch.from_numpy(x), 12.0, 4, padding_mode, method=method)
-            _check(out, ref.blur1d(x, 12.0, 4, padding_mode), TIGHT, f"{padding_mode}/{method}")
+            out = sigma.blur1d(torch.from_numpy(x), 12.0, 4, padding_mode=padding_mode, method=method)
+            _check(out, ref.blur1d(x, 12.0, 4, padding_mode=padding_mode), TIGHT, f"{padding_mode}/{method}")
 
 
 # ----------------------------------------------------------------------------- 2D separable
@@ -100,9 +107,14 @@ def test_blur2d_sphere_matches_scipy(padding_mode, method):
     for shape, ch, rng, sd in _configs_2d(2):
         s = _sigma(rng, ch)
         x = _x(shape, rng)
-        out = sigma.blur2d_sphere(torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, method=method)
+        out = sigma.blur2d_sphere(
+            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode=padding_mode, method=method
+        )
         _check(
-            out, ref.blur2d_sphere(x, s, sd, padding_mode), TIGHT, f"shape={shape} sigma={s} std_devs={sd}"
+            out,
+            ref.blur2d_sphere(x, s, sd, padding_mode=padding_mode),
+            TIGHT,
+            f"shape={shape} sigma={s} std_devs={sd}",
         )
 
 
@@ -113,9 +125,14 @@ def test_blur2d_diag_matches_scipy(padding_mode, method):
         sy, sx = _sigma(rng, ch), _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_diag(
-            torch.from_numpy(x), _as_torch_sigma(sy), _as_torch_sigma(sx), sd, padding_mode, method=method
+            torch.from_numpy(x),
+            _as_torch_sigma(sy),
+            _as_torch_sigma(sx),
+            sd,
+            padding_mode=padding_mode,
+            method=method,
         )
-        expected = ref.blur2d_diag(x, sy, sx, sd, padding_mode)
+        expected = ref.blur2d_diag(x, sy, sx, sd, padding_mode=padding_mode)
         _check(out, expected, TIGHT, f"shape={shape} sigma_y={sy} sigma_x={sx} std_devs={sd}")
 
 
@@ -123,8 +140,8 @@ def test_blur2d_diag_uses_one_radius_per_axis():
     # σ_y small, σ_x large: with a shared radius the row kernel would be longer and
     # (in zeros mode) the result would differ from SciPy's per-axis radius.
     x = np.random.default_rng(5).standard_normal((1, 1, 20, 20))
-    out = sigma.blur2d_diag(torch.from_numpy(x), 0.7, 5.0, 2, "reflect")
-    _check(out, ref.blur2d_diag(x, 0.7, 5.0, 2, "reflect"), TIGHT, "per-axis radius")
+    out = sigma.blur2d_diag(torch.from_numpy(x), 0.7, 5.0, 2, padding_mode="reflect")
+    _check(out, ref.blur2d_diag(x, 0.7, 5.0, 2, padding_mode="reflect"), TIGHT, "per-axis radius")
 
 
 def test_blur2d_sphere_equals_diag_with_equal_sigmas():
@@ -145,8 +162,15 @@ def test_blur2d_full_matches_dense_reference(padding_mode, method):
         C = shape[1]
         cov = ref.random_cov(rng) if ch is None else np.stack([ref.random_cov(rng) for _ in range(C)])
         x = _x(shape, rng)
-        out = sigma.blur2d_full(torch.from_numpy(x), torch.from_numpy(cov), sd, padding_mode, method=method)
-        _check(out, ref.blur2d_full(x, cov, sd, padding_mode), TIGHT, f"shape={shape} cov={cov.tolist()}")
+        out = sigma.blur2d_full(
+            torch.from_numpy(x), torch.from_numpy(cov), sd, padding_mode=padding_mode, method=method
+        )
+        _check(
+            out,
+            ref.blur2d_full(x, cov, sd, padding_mode=padding_mode),
+            TIGHT,
+            f"shape={shape} cov={cov.tolist()}",
+        )
 
 
 @pytest.mark.parametrize("padding_mode", MODES)
@@ -155,8 +179,8 @@ def test_blur2d_full_with_diagonal_cov_equals_diag_blur_on_the_same_box(padding_
     # per-axis radius of blur2d_diag, so both blurs must agree.
     x = torch.randn(1, 2, 15, 12, dtype=torch.float64)
     cov = torch.diag(torch.tensor([1.3, 2.4], dtype=torch.float64) ** 2)
-    a = sigma.blur2d_full(x, cov, 3, padding_mode)
-    b = sigma.blur2d_diag(x, 1.3, 2.4, 3, padding_mode)
+    a = sigma.blur2d_full(x, cov, 3, padding_mode=padding_mode)
+    b = sigma.blur2d_diag(x, 1.3, 2.4, 3, padding_mode=padding_mode)
     torch.testing.assert_close(a, b, rtol=0, atol=TIGHT)
 
 
@@ -170,32 +194,45 @@ def test_float32_matches_reference(padding_mode, method):
     for shape, s, sd in _configs_1d(8, n=3):
         x = _x(shape, rng)
         out = sigma.blur1d(
-            torch.from_numpy(x).float(), _as_torch_sigma(s, torch.float32), sd, padding_mode, method=method
+            torch.from_numpy(x).float(),
+            _as_torch_sigma(s, torch.float32),
+            sd,
+            padding_mode=padding_mode,
+            method=method,
         )
         assert out.dtype == torch.float32
-        _check(out, ref.blur1d(x, s, sd, padding_mode), F32, f"blur1d shape={shape} sigma={s}")
+        _check(out, ref.blur1d(x, s, sd, padding_mode=padding_mode), F32, f"blur1d shape={shape} sigma={s}")
     for shape, ch, rng2, sd in _configs_2d(9, n=2):
         s, sy, sx = _sigma(rng2, ch), _sigma(rng2, ch), _sigma(rng2, ch)
         x = _x(shape, rng2)
         xt = torch.from_numpy(x).float()
-        out = sigma.blur2d_sphere(xt, _as_torch_sigma(s, torch.float32), sd, padding_mode, method=method)
+        out = sigma.blur2d_sphere(
+            xt, _as_torch_sigma(s, torch.float32), sd, padding_mode=padding_mode, method=method
+        )
         assert out.dtype == torch.float32
-        _check(out, ref.blur2d_sphere(x, s, sd, padding_mode), F32, f"sphere shape={shape} sigma={s}")
+        _check(
+            out,
+            ref.blur2d_sphere(x, s, sd, padding_mode=padding_mode),
+            F32,
+            f"sphere shape={shape} sigma={s}",
+        )
         out = sigma.blur2d_diag(
             xt,
             _as_torch_sigma(sy, torch.float32),
             _as_torch_sigma(sx, torch.float32),
             sd,
-            padding_mode,
+            padding_mode=padding_mode,
             method=method,
         )
-        _check(out, ref.blur2d_diag(x, sy, sx, sd, padding_mode), F32, f"diag shape={shape}")
+        _check(out, ref.blur2d_diag(x, sy, sx, sd, padding_mode=padding_mode), F32, f"diag shape={shape}")
         cov = ref.random_cov(rng2)
-        out = sigma.blur2d_full(xt, torch.from_numpy(cov).float(), sd, padding_mode, method=method)
+        out = sigma.blur2d_full(
+            xt, torch.from_numpy(cov).float(), sd, padding_mode=padding_mode, method=method
+        )
         assert out.dtype == torch.float32
         # the covariance itself is rounded to float32, so compare with the kernel it really holds
         cov32 = torch.from_numpy(cov).float().double().numpy()
-        _check(out, ref.blur2d_full(x, cov32, sd, padding_mode), F32, f"full shape={shape}")
+        _check(out, ref.blur2d_full(x, cov32, sd, padding_mode=padding_mode), F32, f"full shape={shape}")
 
 
 # ----------------------------------------------------------------------------- erf kernel
@@ -208,19 +245,47 @@ def test_erf_blurs_match_correlate1d(padding_mode, method):
     for shape, s, sd in _configs_1d(12, n=3):
         x = _x(shape, rng)
         out = sigma.blur1d(
-            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode, kernel="erf", method=method
+            torch.from_numpy(x),
+            _as_torch_sigma(s),
+            sd,
+            padding_mode=padding_mode,
+            kernel="erf",
+            method=method,
         )
-        _check(out, ref.blur1d(x, s, sd, padding_mode, kernel="erf"), TIGHT, f"shape={shape} sigma={s}")
+        _check(
+            out,
+            ref.blur1d(x, s, sd, padding_mode=padding_mode, kernel="erf"),
+            TIGHT,
+            f"shape={shape} sigma={s}",
+        )
     for shape, ch, rng2, sd in _configs_2d(13, n=2):
         s, sy, sx = _sigma(rng2, ch), _sigma(rng2, ch), _sigma(rng2, ch)
         x = _x(shape, rng2)
         xt = torch.from_numpy(x)
-        out = sigma.blur2d_sphere(xt, _as_torch_sigma(s), sd, padding_mode, kernel="erf", method=method)
-        _check(out, ref.blur2d_sphere(x, s, sd, padding_mode, kernel="erf"), TIGHT, f"sphere {shape}")
-        out = sigma.blur2d_diag(
-            xt, _as_torch_sigma(sy), _as_torch_sigma(sx), sd, padding_mode, kernel="erf", method=method
+        out = sigma.blur2d_sphere(
+            xt, _as_torch_sigma(s), sd, padding_mode=padding_mode, kernel="erf", method=method
         )
-        _check(out, ref.blur2d_diag(x, sy, sx, sd, padding_mode, kernel="erf"), TIGHT, f"diag {shape}")
+        _check(
+            out,
+            ref.blur2d_sphere(x, s, sd, padding_mode=padding_mode, kernel="erf"),
+            TIGHT,
+            f"sphere {shape}",
+        )
+        out = sigma.blur2d_diag(
+            xt,
+            _as_torch_sigma(sy),
+            _as_torch_sigma(sx),
+            sd,
+            padding_mode=padding_mode,
+            kernel="erf",
+            method=method,
+        )
+        _check(
+            out,
+            ref.blur2d_diag(x, sy, sx, sd, padding_mode=padding_mode, kernel="erf"),
+            TIGHT,
+            f"diag {shape}",
+        )
 
 
 # ----------------------------------------------------------------------------- difference of Gaussians
@@ -239,29 +304,34 @@ def test_dog_equals_difference_of_scipy_blurs_on_shared_support(padding_mode, me
         expected = ndi.gaussian_filter1d(x, sc, mode=mode, radius=h) - ndi.gaussian_filter1d(
             x, ss, mode=mode, radius=h
         )
-        out = sigma.dog1d(torch.from_numpy(x), sc, ss, sd, padding_mode, method=method)
+        out = sigma.dog1d(torch.from_numpy(x), sc, ss, sd, padding_mode=padding_mode, method=method)
         _check(out, expected, TIGHT, f"dog1d L={L} sigmas=({sc}, {ss})")
         x2 = _x((1, 2, L, L + 3), rng)
         expected = ndi.gaussian_filter(x2, sc, mode=mode, radius=h, axes=(2, 3)) - ndi.gaussian_filter(
             x2, ss, mode=mode, radius=h, axes=(2, 3)
         )
-        out = sigma.dog2d(torch.from_numpy(x2), sc, ss, sd, padding_mode, method=method)
+        out = sigma.dog2d(torch.from_numpy(x2), sc, ss, sd, padding_mode=padding_mode, method=method)
         _check(out, expected, TIGHT, f"dog2d L={L} sigmas=({sc}, {ss})")
 
 
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_dog_equals_difference_of_sigma_blurs(padding_mode):
-    # σ_c = 1, σ_s = 2 and std_devs = 3: the shared half-size is 6, which blur1d also
-    # uses for σ_c = 1 with std_devs = 6, so the DoG is exactly a difference of blurs.
+    # The pair of each channel shares the larger of its two half-sizes (std_devs = 3:
+    # max(3, 6), max(2, 6), max(6, 3) = 6 here), so the DoG is exactly a difference of
+    # blurs with radius=6.
     x1 = torch.randn(2, 3, 17, dtype=torch.float64)
     x2 = torch.randn(2, 3, 9, 14, dtype=torch.float64)
     sc = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)  # per channel; max 2 -> h = 6
     ss = torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64)
-    d1 = sigma.dog1d(x1, sc, ss, 3, padding_mode)
-    b1 = sigma.blur1d(x1, sc, 3, padding_mode) - sigma.blur1d(x1, ss, 3, padding_mode)
+    d1 = sigma.dog1d(x1, sc, ss, 3, padding_mode=padding_mode)
+    b1 = sigma.blur1d(x1, sc, padding_mode=padding_mode, radius=6) - sigma.blur1d(
+        x1, ss, padding_mode=padding_mode, radius=6
+    )
     torch.testing.assert_close(d1, b1, rtol=0, atol=TIGHT)
-    d2 = sigma.dog2d(x2, sc, ss, 3, padding_mode)
-    b2 = sigma.blur2d_sphere(x2, sc, 3, padding_mode) - sigma.blur2d_sphere(x2, ss, 3, padding_mode)
+    d2 = sigma.dog2d(x2, sc, ss, 3, padding_mode=padding_mode)
+    b2 = sigma.blur2d_sphere(x2, sc, padding_mode=padding_mode, radius=6) - sigma.blur2d_sphere(
+        x2, ss, padding_mode=padding_mode, radius=6
+    )
     torch.testing.assert_close(d2, b2, rtol=0, atol=TIGHT)
 
 
@@ -289,8 +359,8 @@ def test_memory_layout_does_not_change_the_result(method):
     cov = sigma.rotated_cov(2.0, 1.0, 0.3, dtype=torch.float64)
     for padding_mode in MODES:
         blurs = {
-            "sphere": lambda t, m=padding_mode: sigma.blur2d_sphere(t, s, 2, m, method=method),
-            "full": lambda t, m=padding_mode: sigma.blur2d_full(t, cov, 2, m, method=method),
+            "sphere": lambda t, m=padding_mode: sigma.blur2d_sphere(t, s, 2, padding_mode=m, method=method),
+            "full": lambda t, m=padding_mode: sigma.blur2d_full(t, cov, 2, padding_mode=m, method=method),
         }
         for name, blur in blurs.items():
             expected = blur(x)

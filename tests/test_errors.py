@@ -212,8 +212,13 @@ def test_sigma_of_wrong_shape(taker):
     fn, name = taker
     with pytest.raises(ValueError, match=rf"{name} must have one value per channel.*got shape \(3,\)"):
         fn(torch.ones(3, dtype=f64))  # x has C = 2
-    with pytest.raises(ValueError, match=rf"{name} must be a 0-dim tensor or of shape \(C,\).*\(2, 1\)"):
+    # x has B = 1: (2, 1) is neither per sample nor per channel; the message lists what each shape means
+    with pytest.raises(
+        ValueError, match=rf"{name} must be a number or a tensor of shape \(\).*\(B, 1\).*got shape \(2, 1\)"
+    ):
         fn(torch.ones(2, 1, dtype=f64))
+    with pytest.raises(ValueError, match=name):
+        fn(torch.ones(1, 2, 1, dtype=f64))
     with pytest.raises(ValueError, match=name):
         fn(torch.ones(0, dtype=f64))
 
@@ -259,8 +264,10 @@ def test_cov_radii_rejects_an_invalid_covariance_naming_it():
 def test_cov_of_wrong_leading_shape():
     with pytest.raises(ValueError, match=r"cov must have shape \(2, 2\) or \(C, 2, 2\) with C=2"):
         sigma.blur2d_full(X2, EYE.expand(3, 2, 2))
+    with pytest.raises(ValueError, match=r"cov must have shape.*\(B, 1, 2, 2\).*got shape \(2, 2, 2, 2\)"):
+        sigma.blur2d_full(X2, EYE.expand(2, 2, 2, 2))  # X2 has B = 1
     with pytest.raises(ValueError, match="cov must have shape"):
-        sigma.blur2d_full(X2, EYE.expand(1, 2, 2, 2))
+        sigma.blur2d_full(X2, EYE.expand(1, 1, 2, 2, 2))
     with pytest.raises(ValueError, match="cov must have shape"):
         sigma.gauss2d_full(EYE.expand(1, 2, 2, 2))
     with pytest.raises(TypeError, match="cov must be a torch.Tensor"):
@@ -358,7 +365,8 @@ def test_unknown_choice(fn, option):
 def test_unknown_padding_mode_elsewhere(fn):
     for bad in ("mirror", "same", "constant", "ZEROS"):
         with pytest.raises(
-            ValueError, match=r"padding_mode must be one of \{'circular', 'reflect', 'replicate', 'zeros'\}"
+            ValueError,
+            match=r"padding_mode must be one of \{'circular', 'reflect', 'replicate', 'symmetric', 'zeros'\}",
         ):
             fn(bad)
 
@@ -380,10 +388,15 @@ def test_module_constructor_errors():
         sigma.Blur2d(1.0, structure="ellipse")
     with pytest.raises(TypeError, match="structure"):
         sigma.Blur2d(1.0, structure=None)
-    for bad in (0, -2, 1.5, True, "3"):
+    for bad in (0, -2):
         with pytest.raises(ValueError, match="channels"):
             sigma.Blur2d(1.0, channels=bad)
         with pytest.raises(ValueError, match="channels"):
+            sigma.Blur1d(1.0, channels=bad)
+    for bad in (1.5, True, "3", 2.0):  # one integer check: non-integers are a TypeError
+        with pytest.raises(TypeError, match="channels must be an int"):
+            sigma.Blur2d(1.0, channels=bad)
+        with pytest.raises(TypeError, match="channels must be an int"):
             sigma.Blur1d(1.0, channels=bad)
     with pytest.raises(ValueError, match="sigma must have one value per channel"):
         sigma.Blur1d(torch.ones(3), channels=2)
@@ -399,12 +412,12 @@ def test_gaussconv2d_constructor_errors():
     for k in (2, 4):
         with pytest.raises(ValueError, match="kernel_size must be odd"):
             sigma.GaussConv2d(3, 4, kernel_size=k)
-    for bad in (0, -1, 2.5):
-        with pytest.raises(ValueError, match="kernel_size"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="kernel_size"):
             sigma.GaussConv2d(3, 4, kernel_size=bad)
-        with pytest.raises(ValueError, match="in_channels"):
+        with pytest.raises(error, match="in_channels"):
             sigma.GaussConv2d(bad, 4)
-        with pytest.raises(ValueError, match="out_channels"):
+        with pytest.raises(error, match="out_channels"):
             sigma.GaussConv2d(3, bad)
     with pytest.raises(ValueError, match="structure"):
         sigma.GaussConv2d(3, 4, structure="box")

@@ -21,8 +21,8 @@ ALL_METHODS = sorted(METHODS)
 GRAD_MODES = ["zeros", "circular"]  # for the local blurs
 # two padding modes per method, one with a shared σ and one with a σ per channel
 # (test_full_jacobians below adds 'replicate' and 'circular')
-MODE_CASES = [("zeros", False), ("reflect", True)]
-MODE_IDS = ["zeros-shared", "reflect-per_channel"]
+MODE_CASES = [("zeros", False), ("reflect", True), ("symmetric", True)]
+MODE_IDS = ["zeros-shared", "reflect-per_channel", "symmetric-per_channel"]
 
 
 def _p(*values):
@@ -62,14 +62,16 @@ S1, S2 = 0.8, (0.8, 1.3)
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_blur1d_grads(method, padding_mode, per_channel):
     ls = _log_sigma(per_channel, S1, S2)
-    _check(lambda x, s: sigma.blur1d(x, s.exp(), 2, padding_mode, method=method), (_x1(), ls))
+    _check(lambda x, s: sigma.blur1d(x, s.exp(), 2, padding_mode=padding_mode, method=method), (_x1(), ls))
 
 
 @pytest.mark.parametrize(("padding_mode", "per_channel"), MODE_CASES, ids=MODE_IDS)
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_blur2d_sphere_grads(method, padding_mode, per_channel):
     ls = _log_sigma(per_channel, S1, S2)
-    _check(lambda x, s: sigma.blur2d_sphere(x, s.exp(), 2, padding_mode, method=method), (_x2(), ls))
+    _check(
+        lambda x, s: sigma.blur2d_sphere(x, s.exp(), 2, padding_mode=padding_mode, method=method), (_x2(), ls)
+    )
 
 
 @pytest.mark.parametrize(("padding_mode", "per_channel"), MODE_CASES, ids=MODE_IDS)
@@ -79,7 +81,7 @@ def test_blur2d_diag_grads(method, padding_mode, per_channel):
     lx = _log_sigma(per_channel, 1.3, (0.6, 1.1))
 
     def fn(x, sy, sx):
-        return sigma.blur2d_diag(x, sy.exp(), sx.exp(), 2, padding_mode, method=method)
+        return sigma.blur2d_diag(x, sy.exp(), sx.exp(), 2, padding_mode=padding_mode, method=method)
 
     _check(fn, (_x2(), ly, lx))
 
@@ -91,7 +93,10 @@ def test_blur2d_full_grads(method, padding_mode, per_channel):
     one = [-0.10536, 0.3, -0.35667]
     p = torch.tensor([one, [0.2, -0.4, -0.5]] if per_channel else one, dtype=f64, requires_grad=True)
     _check(
-        lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), 2, padding_mode, method=method), (_x2(), p)
+        lambda x, q: sigma.blur2d_full(
+            x, sigma.logchol_to_cov(q), 2, padding_mode=padding_mode, method=method
+        ),
+        (_x2(), p),
     )
 
 
@@ -102,10 +107,10 @@ def test_dog_grads(method, padding_mode, per_channel):
     ls = _log_sigma(per_channel, 1.3, S2)
 
     def f1(x, c, s):
-        return sigma.dog1d(x, c.exp(), s.exp(), 2, padding_mode, method=method)
+        return sigma.dog1d(x, c.exp(), s.exp(), 2, padding_mode=padding_mode, method=method)
 
     def f2(x, c, s):
-        return sigma.dog2d(x, c.exp(), s.exp(), 2, padding_mode, method=method)
+        return sigma.dog2d(x, c.exp(), s.exp(), 2, padding_mode=padding_mode, method=method)
 
     _check(f1, (_x1(), lc, ls))
     _check(f2, (_x2(), lc, ls))
@@ -115,15 +120,21 @@ def test_dog_grads(method, padding_mode, per_channel):
 def test_erf_kernel_grads(method):
     # the erf kernel's derivative in σ is smooth also below one pixel
     ls = _log_sigma(True, 0.0, (0.35, 1.3))
-    _check(lambda x, s: sigma.blur1d(x, s.exp(), 2, "reflect", kernel="erf", method=method), (_x1(), ls))
-    _check(lambda x, s: sigma.blur2d_sphere(x, s.exp(), 2, "zeros", kernel="erf", method=method), (_x2(), ls))
+    _check(
+        lambda x, s: sigma.blur1d(x, s.exp(), 2, padding_mode="reflect", kernel="erf", method=method),
+        (_x1(), ls),
+    )
+    _check(
+        lambda x, s: sigma.blur2d_sphere(x, s.exp(), 2, padding_mode="zeros", kernel="erf", method=method),
+        (_x2(), ls),
+    )
 
 
 @pytest.mark.parametrize("padding_mode", GRAD_MODES)
 def test_blur2d_local_sphere_grads(padding_mode):
     torch.manual_seed(1)
     smap = (0.55 + 0.6 * torch.rand(1, 1, 5, 4, dtype=f64)).requires_grad_()  # h = 3
-    _check(lambda x, s: sigma.blur2d_local_sphere(x, s, 2, padding_mode), (_x2(), smap))
+    _check(lambda x, s: sigma.blur2d_local_sphere(x, s, 2, padding_mode=padding_mode), (_x2(), smap))
     # a per-channel map, and a fixed radius
     smap_c = (0.55 + 0.6 * torch.rand(1, 2, 5, 4, dtype=f64)).requires_grad_()
     _check(lambda x, s: sigma.blur2d_local_sphere(x, s, padding_mode=padding_mode, radius=2), (_x2(), smap_c))
@@ -135,7 +146,35 @@ def test_blur2d_local_full_grads(padding_mode):
     base = torch.tensor([-0.10536, 0.3, -0.35667], dtype=f64)
     p = (base + 0.1 * torch.randn(1, 4, 3, 3, dtype=f64)).requires_grad_()
     x = torch.randn(1, 2, 4, 3, dtype=f64, requires_grad=True)
-    _check(lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, padding_mode), (x, p))
+    _check(
+        lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, padding_mode=padding_mode), (x, p)
+    )
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_per_sample_and_symmetric_grads(method):
+    # σ per sample and channel (B = 2, C = 2), each kernel on its own support, 'symmetric' boundary
+    torch.manual_seed(3)
+    x1 = torch.randn(2, 2, 6, dtype=f64, requires_grad=True)
+    x2 = torch.randn(2, 2, 5, 4, dtype=f64, requires_grad=True)
+    ls = torch.tensor([[0.8, 1.3], [0.45, 2.2]], dtype=f64).log().requires_grad_()
+    opts = dict(padding_mode="symmetric", method=method)
+    _check(lambda x, s: sigma.blur1d(x, s.exp(), **opts), (x1, ls))
+    _check(lambda x, s: sigma.blur2d_sphere(x, s.exp()[:, :1], **opts), (x2, ls))
+    _check(lambda x, s: sigma.dog2d(x, s.exp(), 2.7, **opts), (x2, ls))
+    lc = (
+        torch.tensor([[-0.10536, 0.3, -0.35667], [0.2, -0.4, -0.5]], dtype=f64).view(2, 1, 3).requires_grad_()
+    )
+    _check(lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), **opts), (x2, lc))
+
+
+def test_local_blurs_erf_and_symmetric_grads():
+    torch.manual_seed(4)
+    smap = (0.3 + 0.6 * torch.rand(1, 1, 5, 4, dtype=f64)).requires_grad_()
+    _check(
+        lambda x, s: sigma.blur2d_local_sphere(x, s, kernel="erf", padding_mode="symmetric"), (_x2(), smap)
+    )
+    _check(lambda x, s: sigma.blur2d_local_sphere(x, s, padding_mode="symmetric"), (_x2(), smap))
 
 
 def _tiny_cases():
@@ -152,19 +191,21 @@ def _tiny_cases():
     return {
         # separable blurs (blur2d_sphere/diag, dog*) share blur1d's per-axis FFT engine
         "blur1d/fft/replicate": (
-            lambda x, s: sigma.blur1d(x, s.exp(), 2, "replicate", method="fft"),
+            lambda x, s: sigma.blur1d(x, s.exp(), 2, padding_mode="replicate", method="fft"),
             (x1, ls),
         ),
         "blur2d_full/fft/circular": (
-            lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), 2, "circular", method="fft"),
+            lambda x, q: sigma.blur2d_full(
+                x, sigma.logchol_to_cov(q), 2, padding_mode="circular", method="fft"
+            ),
             (x2, lc),
         ),
         "blur2d_local_sphere/reflect": (
-            lambda x, s: sigma.blur2d_local_sphere(x, s, 2, "reflect"),
+            lambda x, s: sigma.blur2d_local_sphere(x, s, 2, padding_mode="reflect"),
             (x3, smap),
         ),
         "blur2d_local_full/replicate": (
-            lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, "replicate"),
+            lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, padding_mode="replicate"),
             (x3, cmap),
         ),
     }
@@ -231,7 +272,7 @@ def test_gradient_flows_to_sigma_through_every_method_equally():
     grads = []
     for method in ALL_METHODS:
         s = torch.tensor([1.4, 2.2], dtype=f64, requires_grad=True)
-        loss = sigma.blur2d_sphere(x, s, 3, "reflect", method=method).pow(2).sum()
+        loss = sigma.blur2d_sphere(x, s, 3, padding_mode="reflect", method=method).pow(2).sum()
         grads.append(torch.autograd.grad(loss, s)[0])
     for g in grads[1:]:
         torch.testing.assert_close(g, grads[0], rtol=0, atol=1e-10)

@@ -48,7 +48,14 @@ def test_largest_sigma_sets_the_radius():
     assert sigma.kernel_radius(s) == 8
     k = sigma.gauss1d(s)
     assert k.shape == (3, 17)
-    # each row is its own σ's Gaussian on the shared support
+    # each row is its own σ's Gaussian, truncated at its own half-size, zero beyond
+    for c in range(3):
+        h = ref.radius(float(s[c]), 2)
+        own = np.zeros(17)
+        own[8 - h : 9 + h] = ref.sampled_kernel(float(s[c]), h)
+        np.testing.assert_allclose(k[c].numpy(), own, rtol=0, atol=1e-15)
+    # radius= puts every σ on the given support instead
+    k = sigma.gauss1d(s, radius=8)
     for c in range(3):
         np.testing.assert_allclose(k[c].numpy(), ref.sampled_kernel(float(s[c]), 8), rtol=0, atol=1e-15)
 
@@ -117,8 +124,11 @@ def test_gauss2d_full_matches_dense_reference():
     k = sigma.gauss2d_full(torch.from_numpy(covs))
     hy, hx = ref.full_radii(covs, 2)
     assert k.shape == (3, 2 * hy + 1, 2 * hx + 1)
-    for c in range(3):
-        np.testing.assert_allclose(k[c].numpy(), ref.full_kernel(covs[c], hy, hx), rtol=0, atol=1e-15)
+    for c in range(3):  # each kernel on its own box, zero beyond
+        oy, ox = ref.full_radii(covs[c], 2)
+        own = np.zeros((2 * hy + 1, 2 * hx + 1))
+        own[hy - oy : hy + oy + 1, hx - ox : hx + ox + 1] = ref.full_kernel(covs[c], oy, ox)
+        np.testing.assert_allclose(k[c].numpy(), own, rtol=0, atol=1e-15)
 
 
 def test_gauss2d_full_explicit_radii():
@@ -182,7 +192,10 @@ def test_erf_kernel_per_channel_and_2d():
     k = sigma.gauss1d(s, kernel="erf")
     assert k.shape == (2, 7)
     for c in range(2):
-        np.testing.assert_allclose(k[c].numpy(), ref.erf_kernel(float(s[c]), 3), rtol=1e-12)
+        h = ref.radius(float(s[c]), 2)
+        own = np.zeros(7)
+        own[3 - h : 4 + h] = ref.erf_kernel(float(s[c]), h)
+        np.testing.assert_allclose(k[c].numpy(), own, rtol=1e-12)
     k2 = sigma.gauss2d_sphere(0.8, kernel="erf", dtype=f64)
     g = ref.erf_kernel(0.8, 2)
     np.testing.assert_allclose(k2.numpy(), np.outer(g, g), rtol=1e-12)

@@ -21,10 +21,12 @@ def test_constant_sigma_map_equals_global_blur(padding_mode):
     for H, W, s, sd in [(1, 1, 0.7, 2), (2, 3, 1.6, 2), (9, 7, 0.4, 3), (12, 10, 2.3, 1), (6, 11, 3.1, 4)]:
         x = torch.from_numpy(rng.standard_normal((2, 3, H, W)))
         smap = torch.full((2, 1, H, W), s, dtype=f64)
-        out = sigma.blur2d_local_sphere(x, smap, sd, padding_mode)
-        torch.testing.assert_close(out, sigma.blur2d_sphere(x, s, sd, padding_mode), rtol=0, atol=1e-12)
+        out = sigma.blur2d_local_sphere(x, smap, sd, padding_mode=padding_mode)
+        torch.testing.assert_close(
+            out, sigma.blur2d_sphere(x, s, sd, padding_mode=padding_mode), rtol=0, atol=1e-12
+        )
         # and directly against SciPy
-        expected = ref.blur2d_sphere(x.numpy(), s, sd, padding_mode)
+        expected = ref.blur2d_sphere(x.numpy(), s, sd, padding_mode=padding_mode)
         np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -33,8 +35,10 @@ def test_per_channel_constant_sigma_map_equals_per_channel_blur(padding_mode):
     x = torch.randn(2, 3, 7, 9, dtype=f64)
     s = torch.tensor([0.6, 1.4, 2.2], dtype=f64)
     smap = s.view(1, 3, 1, 1).expand(2, 3, 7, 9)
-    out = sigma.blur2d_local_sphere(x, smap, 2, padding_mode)
-    torch.testing.assert_close(out, sigma.blur2d_sphere(x, s, 2, padding_mode), rtol=0, atol=1e-12)
+    out = sigma.blur2d_local_sphere(x, smap, 2, padding_mode=padding_mode)
+    torch.testing.assert_close(
+        out, sigma.blur2d_sphere(x, s, 2, padding_mode=padding_mode), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("padding_mode", MODES)
@@ -44,8 +48,10 @@ def test_constant_cov_map_equals_blur2d_full(padding_mode):
         cov = torch.from_numpy(ref.random_cov(rng, 0.4, 3.0))
         x = torch.from_numpy(rng.standard_normal((2, 2, H, W)))
         cmap = cov.expand(2, H, W, 2, 2)
-        out = sigma.blur2d_local_full(x, cmap, sd, padding_mode)
-        torch.testing.assert_close(out, sigma.blur2d_full(x, cov, sd, padding_mode), rtol=0, atol=1e-12)
+        out = sigma.blur2d_local_full(x, cmap, sd, padding_mode=padding_mode)
+        torch.testing.assert_close(
+            out, sigma.blur2d_full(x, cov, sd, padding_mode=padding_mode), rtol=0, atol=1e-12
+        )
 
 
 def test_constant_diagonal_cov_map_equals_local_sphere():
@@ -53,8 +59,8 @@ def test_constant_diagonal_cov_map_equals_local_sphere():
     smap = torch.full((1, 1, 9, 9), 1.3, dtype=f64)
     cmap = (torch.eye(2, dtype=f64) * 1.3**2).expand(1, 9, 9, 2, 2)
     torch.testing.assert_close(
-        sigma.blur2d_local_full(x, cmap, 2, "reflect"),
-        sigma.blur2d_local_sphere(x, smap, 2, "reflect"),
+        sigma.blur2d_local_full(x, cmap, 2, padding_mode="reflect"),
+        sigma.blur2d_local_sphere(x, smap, 2, padding_mode="reflect"),
         rtol=0,
         atol=1e-12,
     )
@@ -68,11 +74,15 @@ def test_varying_sigma_map_matches_brute_force_gather(padding_mode):
         smap = np.exp(rng.uniform(math.log(0.3), math.log(3.0), size=(2, C_map, H, W)))
         h = ref.radius(smap.max(), 2)
 
-        def weights(dy, dx, smap=smap):
-            return np.exp(-0.5 * (dy**2 + dx**2) / smap**2)
+        own = np.maximum(1, np.ceil(2 * smap))  # each pixel's own half-size
+
+        def weights(dy, dx, smap=smap, own=own):
+            return np.exp(-0.5 * (dy**2 + dx**2) / smap**2) * ((abs(dy) <= own) & (abs(dx) <= own))
 
         expected = ref.local_gather(x, weights, h, h, padding_mode)
-        out = sigma.blur2d_local_sphere(torch.from_numpy(x), torch.from_numpy(smap), 2, padding_mode)
+        out = sigma.blur2d_local_sphere(
+            torch.from_numpy(x), torch.from_numpy(smap), 2, padding_mode=padding_mode
+        )
         np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -85,12 +95,18 @@ def test_varying_cov_map_matches_brute_force_gather(padding_mode):
         prec = np.linalg.inv(covs)
         hy, hx = ref.full_radii(covs, 2)
 
-        def weights(dy, dx, prec=prec):
+        ry = np.maximum(1, np.ceil(2 * np.sqrt(covs[..., 0, 0])))  # each pixel's own box
+        rx = np.maximum(1, np.ceil(2 * np.sqrt(covs[..., 1, 1])))
+
+        def weights(dy, dx, prec=prec, ry=ry, rx=rx):
             q = prec[..., 0, 0] * dy * dy + 2 * prec[..., 0, 1] * dy * dx + prec[..., 1, 1] * dx * dx
-            return np.exp(-0.5 * q)[:, None]  # (B, 1, H, W): shared by the channels
+            inside = (abs(dy) <= ry) & (abs(dx) <= rx)
+            return (np.exp(-0.5 * q) * inside)[:, None]  # (B, 1, H, W): shared by the channels
 
         expected = ref.local_gather(x, weights, hy, hx, padding_mode)
-        out = sigma.blur2d_local_full(torch.from_numpy(x), torch.from_numpy(covs), 2, padding_mode)
+        out = sigma.blur2d_local_full(
+            torch.from_numpy(x), torch.from_numpy(covs), 2, padding_mode=padding_mode
+        )
         np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -122,6 +138,6 @@ def test_local_blurs_keep_dtype_and_are_differentiable():
 def test_local_blur_of_float32_matches_float64():
     x = torch.randn(1, 2, 9, 8, dtype=f64)
     smap = 0.5 + torch.rand(1, 1, 9, 8, dtype=f64)
-    y64 = sigma.blur2d_local_sphere(x, smap, 2, "reflect")
-    y32 = sigma.blur2d_local_sphere(x.float(), smap.float(), 2, "reflect")
+    y64 = sigma.blur2d_local_sphere(x, smap, 2, padding_mode="reflect")
+    y32 = sigma.blur2d_local_sphere(x.float(), smap.float(), 2, padding_mode="reflect")
     assert float((y32.double() - y64).abs().max()) < 1e-5

@@ -89,24 +89,30 @@ def test_gaussconv2d_and_dynamic_parameters():
 # ----------------------------------------------------------------------------- module == functional
 
 
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "symmetric", "replicate", "circular"])
 def test_modules_equal_functional_api(padding_mode):
     x1, x2 = _x1(), _x2()
     opts = dict(padding_mode=padding_mode, std_devs=3, dtype=f64)
     m = sigma.Blur1d(1.7, **opts)
-    torch.testing.assert_close(m(x1), sigma.blur1d(x1, 1.7, 3, padding_mode), rtol=0, atol=0)
+    torch.testing.assert_close(m(x1), sigma.blur1d(x1, 1.7, 3, padding_mode=padding_mode), rtol=0, atol=0)
     m = sigma.Blur1d(torch.tensor([0.5, 1.0, 2.0]), channels=3, kernel="erf", method="fft", **opts)
     expected = sigma.blur1d(
-        x1, torch.tensor([0.5, 1.0, 2.0], dtype=f64), 3, padding_mode, kernel="erf", method="fft"
+        x1, torch.tensor([0.5, 1.0, 2.0], dtype=f64), 3, padding_mode=padding_mode, kernel="erf", method="fft"
     )
     torch.testing.assert_close(m(x1), expected, rtol=0, atol=1e-15)
     m = sigma.Blur2d(1.7, "sphere", **opts)
-    torch.testing.assert_close(m(x2), sigma.blur2d_sphere(x2, 1.7, 3, padding_mode), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        m(x2), sigma.blur2d_sphere(x2, 1.7, 3, padding_mode=padding_mode), rtol=0, atol=1e-15
+    )
     m = sigma.Blur2d((0.8, 2.2), "diag", 3, **opts)
-    torch.testing.assert_close(m(x2), sigma.blur2d_diag(x2, 0.8, 2.2, 3, padding_mode), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        m(x2), sigma.blur2d_diag(x2, 0.8, 2.2, 3, padding_mode=padding_mode), rtol=0, atol=1e-15
+    )
     cov = sigma.rotated_cov(2.0, 0.9, 0.7, dtype=f64)
     m = sigma.Blur2d(structure="full", cov=cov, **opts)
-    torch.testing.assert_close(m(x2), sigma.blur2d_full(x2, cov, 3, padding_mode), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        m(x2), sigma.blur2d_full(x2, cov, 3, padding_mode=padding_mode), rtol=0, atol=1e-12
+    )
 
 
 def test_module_at_a_nominal_sigma_equals_the_functional_at_that_sigma():
@@ -319,13 +325,15 @@ def test_functional_blurs_on_cuda_match_cpu(method):
     smap = 0.5 + torch.rand(2, 1, 12, 14, dtype=f64)
     cases = [
         lambda x, d: sigma.blur2d_sphere(
-            x, torch.tensor([0.7, 1.5, 3.0], dtype=f64, device=d), 2, "reflect", method=method
+            x, torch.tensor([0.7, 1.5, 3.0], dtype=f64, device=d), 2, padding_mode="reflect", method=method
         ),
-        lambda x, d: sigma.blur2d_diag(x, 1.0, 2.5, 3, "circular", method=method),
-        lambda x, d: sigma.blur2d_full(x, cov.to(d), 2, "replicate", method=method),
-        lambda x, d: sigma.dog2d(x, 1.0, 2.0, 2, "zeros", method=method),
-        lambda x, d: sigma.blur2d_local_sphere(x, smap.to(d), 2, "reflect"),
-        lambda x, d: sigma.blur2d_local_full(x, cov.to(d).expand(2, 12, 14, 2, 2), 2, "circular"),
+        lambda x, d: sigma.blur2d_diag(x, 1.0, 2.5, 3, padding_mode="circular", method=method),
+        lambda x, d: sigma.blur2d_full(x, cov.to(d), 2, padding_mode="replicate", method=method),
+        lambda x, d: sigma.dog2d(x, 1.0, 2.0, 2, padding_mode="zeros", method=method),
+        lambda x, d: sigma.blur2d_local_sphere(x, smap.to(d), 2, padding_mode="reflect"),
+        lambda x, d: sigma.blur2d_local_full(
+            x, cov.to(d).expand(2, 12, 14, 2, 2), 2, padding_mode="circular"
+        ),
     ]
     for f in cases:
         y = f(x.cuda(), "cuda")

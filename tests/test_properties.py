@@ -35,18 +35,22 @@ def _blurs(kernel: str = "sampled", method: str = "auto"):
     """Name -> function of (x, padding_mode) for every 2D blur, with fixed scales."""
     cov = torch.tensor([[2.0, 0.7], [0.7, 1.2]], dtype=f64)
     return {
-        "blur2d_sphere": lambda x, m: sigma.blur2d_sphere(x, 1.3, 2, m, kernel=kernel, method=method),
-        "blur2d_diag": lambda x, m: sigma.blur2d_diag(x, 0.6, 2.1, 3, m, kernel=kernel, method=method),
-        "blur2d_full": lambda x, m: sigma.blur2d_full(x, cov, 2, m, method=method),
+        "blur2d_sphere": lambda x, m: sigma.blur2d_sphere(
+            x, 1.3, 2, padding_mode=m, kernel=kernel, method=method
+        ),
+        "blur2d_diag": lambda x, m: sigma.blur2d_diag(
+            x, 0.6, 2.1, 3, padding_mode=m, kernel=kernel, method=method
+        ),
+        "blur2d_full": lambda x, m: sigma.blur2d_full(x, cov, 2, padding_mode=m, method=method),
         "blur2d_local_sphere": lambda x, m: sigma.blur2d_local_sphere(
             x,
             0.5
             + torch.rand(x.shape[0], 1, *x.shape[-2:], dtype=f64, generator=torch.Generator().manual_seed(0)),
             2,
-            m,
+            padding_mode=m,
         ),
         "blur2d_local_full": lambda x, m: sigma.blur2d_local_full(
-            x, cov.expand(x.shape[0], *x.shape[-2:], 2, 2), 2, m
+            x, cov.expand(x.shape[0], *x.shape[-2:], 2, 2), 2, padding_mode=m
         ),
     }
 
@@ -100,9 +104,9 @@ def test_blurs_are_linear_in_x(seed, s, a, b, mode, method, kernel):
         )
     x1, y1 = x[:, :, 0], y[:, :, 0]
     torch.testing.assert_close(
-        sigma.blur1d(a * x1 + b * y1, s, 2, mode, kernel=kernel, method=method),
-        a * sigma.blur1d(x1, s, 2, mode, kernel=kernel, method=method)
-        + b * sigma.blur1d(y1, s, 2, mode, kernel=kernel, method=method),
+        sigma.blur1d(a * x1 + b * y1, s, 2, padding_mode=mode, kernel=kernel, method=method),
+        a * sigma.blur1d(x1, s, 2, padding_mode=mode, kernel=kernel, method=method)
+        + b * sigma.blur1d(y1, s, 2, padding_mode=mode, kernel=kernel, method=method),
         rtol=0,
         atol=1e-11,
     )
@@ -125,10 +129,10 @@ def test_circular_blurs_commute_with_roll(seed, s, H, W, dy, dx, method):
     x = _randn(seed, 1, 2, H, W)
     cov = sigma.rotated_cov(s, 0.5 * s + 0.3, 0.4, dtype=f64)
     fs = {
-        "sphere": lambda t: sigma.blur2d_sphere(t, s, 2, "circular", method=method),
-        "diag": lambda t: sigma.blur2d_diag(t, s, 0.7, 2, "circular", method=method),
-        "full": lambda t: sigma.blur2d_full(t, cov, 2, "circular", method=method),
-        "dog": lambda t: sigma.dog2d(t, 0.5 * s, s, 2, "circular", method=method),
+        "sphere": lambda t: sigma.blur2d_sphere(t, s, 2, padding_mode="circular", method=method),
+        "diag": lambda t: sigma.blur2d_diag(t, s, 0.7, 2, padding_mode="circular", method=method),
+        "full": lambda t: sigma.blur2d_full(t, cov, 2, padding_mode="circular", method=method),
+        "dog": lambda t: sigma.dog2d(t, 0.5 * s, s, 2, padding_mode="circular", method=method),
     }
 
     def roll(t):
@@ -138,8 +142,8 @@ def test_circular_blurs_commute_with_roll(seed, s, H, W, dy, dx, method):
         torch.testing.assert_close(f(roll(x)), roll(f(x)), rtol=0, atol=1e-11, msg=name)
     x1 = x[:, :, 0]
     torch.testing.assert_close(
-        sigma.blur1d(torch.roll(x1, dx, -1), s, 2, "circular", method=method),
-        torch.roll(sigma.blur1d(x1, s, 2, "circular", method=method), dx, -1),
+        sigma.blur1d(torch.roll(x1, dx, -1), s, 2, padding_mode="circular", method=method),
+        torch.roll(sigma.blur1d(x1, s, 2, padding_mode="circular", method=method), dx, -1),
         rtol=0,
         atol=1e-11,
     )
@@ -156,14 +160,14 @@ def test_circular_local_blurs_commute_with_rolling_input_and_map(seed, H, W, dy,
         return torch.roll(t, (dy, dx), dims)
 
     torch.testing.assert_close(
-        sigma.blur2d_local_sphere(roll(x), roll(smap), 2, "circular"),
-        roll(sigma.blur2d_local_sphere(x, smap, 2, "circular")),
+        sigma.blur2d_local_sphere(roll(x), roll(smap), 2, padding_mode="circular"),
+        roll(sigma.blur2d_local_sphere(x, smap, 2, padding_mode="circular")),
         rtol=0,
         atol=1e-11,
     )
     torch.testing.assert_close(
-        sigma.blur2d_local_full(roll(x), roll(cmap, (1, 2)), 2, "circular"),
-        roll(sigma.blur2d_local_full(x, cmap, 2, "circular")),
+        sigma.blur2d_local_full(roll(x), roll(cmap, (1, 2)), 2, padding_mode="circular"),
+        roll(sigma.blur2d_local_full(x, cmap, 2, padding_mode="circular")),
         rtol=0,
         atol=1e-11,
     )
@@ -173,14 +177,14 @@ def test_circular_local_blurs_commute_with_rolling_input_and_map(seed, H, W, dy,
 @given(seed=seeds, s=sigmas, sd=std_devs, L=st.integers(1, 30), method=methods, kernel=kernels)
 def test_circular_blurs_preserve_the_mean(seed, s, sd, L, method, kernel):
     x = _randn(seed, 2, 3, L)
-    y = sigma.blur1d(x, s, sd, "circular", kernel=kernel, method=method)
+    y = sigma.blur1d(x, s, sd, padding_mode="circular", kernel=kernel, method=method)
     torch.testing.assert_close(y.mean(-1), x.mean(-1), rtol=0, atol=1e-12)
     x2 = _randn(seed, 1, 2, L, 5)
     cov = sigma.rotated_cov(s, 1.0, 1.0, dtype=f64)
     for y2 in (
-        sigma.blur2d_sphere(x2, s, sd, "circular", kernel=kernel, method=method),
-        sigma.blur2d_diag(x2, s, 1.0, sd, "circular", kernel=kernel, method=method),
-        sigma.blur2d_full(x2, cov, sd, "circular", method=method),
+        sigma.blur2d_sphere(x2, s, sd, padding_mode="circular", kernel=kernel, method=method),
+        sigma.blur2d_diag(x2, s, 1.0, sd, padding_mode="circular", kernel=kernel, method=method),
+        sigma.blur2d_full(x2, cov, sd, padding_mode="circular", method=method),
     ):
         torch.testing.assert_close(y2.mean((-2, -1)), x2.mean((-2, -1)), rtol=0, atol=1e-12)
 
@@ -192,17 +196,25 @@ def test_circular_blurs_preserve_the_mean(seed, s, sd, L, method, kernel):
 @given(seed=seeds, L=st.integers(1, 20), s=st.floats(1e-3, 0.05), mode=modes, method=methods)
 def test_tiny_sigma_is_the_identity(seed, L, s, mode, method):
     x = _randn(seed, 2, 2, L)
-    torch.testing.assert_close(sigma.blur1d(x, s, 2, mode, method=method), x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sigma.blur1d(x, s, 2, padding_mode=mode, method=method), x, rtol=0, atol=1e-12)
     torch.testing.assert_close(
-        sigma.blur1d(x, s, 2, mode, kernel="erf", method=method), x, rtol=0, atol=1e-12
+        sigma.blur1d(x, s, 2, padding_mode=mode, kernel="erf", method=method), x, rtol=0, atol=1e-12
     )
     x2 = _randn(seed, 1, 2, L, 3)
-    torch.testing.assert_close(sigma.blur2d_sphere(x2, s, 2, mode, method=method), x2, rtol=0, atol=1e-12)
-    torch.testing.assert_close(sigma.blur2d_diag(x2, s, s, 2, mode, method=method), x2, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        sigma.blur2d_sphere(x2, s, 2, padding_mode=mode, method=method), x2, rtol=0, atol=1e-12
+    )
+    torch.testing.assert_close(
+        sigma.blur2d_diag(x2, s, s, 2, padding_mode=mode, method=method), x2, rtol=0, atol=1e-12
+    )
     cov = torch.eye(2, dtype=f64) * s**2
-    torch.testing.assert_close(sigma.blur2d_full(x2, cov, 2, mode, method=method), x2, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        sigma.blur2d_full(x2, cov, 2, padding_mode=mode, method=method), x2, rtol=0, atol=1e-12
+    )
     smap = torch.full((1, 1, L, 3), s, dtype=f64)
-    torch.testing.assert_close(sigma.blur2d_local_sphere(x2, smap, 2, mode), x2, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        sigma.blur2d_local_sphere(x2, smap, 2, padding_mode=mode), x2, rtol=0, atol=1e-12
+    )
 
 
 @FEW
@@ -217,8 +229,10 @@ def test_tiny_sigma_is_the_identity(seed, L, s, mode, method):
 def test_blur_of_a_constant_is_the_constant(c, s, sd, L, mode, method):
     x = torch.full((1, 2, L), c, dtype=f64)
     tol = 1e-12 * max(1.0, abs(c))
-    torch.testing.assert_close(sigma.blur1d(x, s, sd, mode, method=method), x, rtol=0, atol=tol)
-    torch.testing.assert_close(sigma.blur1d(x, s, sd, mode, kernel="erf", method=method), x, rtol=0, atol=tol)
+    torch.testing.assert_close(sigma.blur1d(x, s, sd, padding_mode=mode, method=method), x, rtol=0, atol=tol)
+    torch.testing.assert_close(
+        sigma.blur1d(x, s, sd, padding_mode=mode, kernel="erf", method=method), x, rtol=0, atol=tol
+    )
     x2 = torch.full((1, 2, L, 4), c, dtype=f64)
     for name, f in _blurs(method=method).items():
         torch.testing.assert_close(f(x2, mode), x2, rtol=0, atol=tol, msg=name)
@@ -228,5 +242,5 @@ def test_blur_of_a_constant_is_the_constant(c, s, sd, L, mode, method):
 def test_zeros_mode_loses_mass_at_the_border(method):
     # the contrast case: zero padding does *not* preserve a constant near the edge
     x = torch.ones(1, 1, 10, dtype=f64)
-    y = sigma.blur1d(x, 2.0, 2, "zeros", method=method)
+    y = sigma.blur1d(x, 2.0, 2, padding_mode="zeros", method=method)
     assert float(y[0, 0, 0]) < 0.8 and abs(float(y[0, 0, 5]) - 1) < 0.2
