@@ -241,3 +241,21 @@ def test_blurs_under_vmap_and_grad():
     torch.testing.assert_close(y[1], sigma.blur2d_local_sphere(x[1], smap[1], radius=3), rtol=0, atol=1e-12)
     g = grad(lambda mi: sigma.blur2d_local_sphere(x[0], mi, radius=3).sum())(smap[0])
     assert g.shape == smap[0].shape
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("method", ["auto", "direct", "matmul"])
+def test_cpu_autocast_bfloat16_activation_input(method, per_channel):
+    # Inside a model under autocast a blur receives the bfloat16 output of an earlier layer
+    # while its kernel is built from float32 parameters.
+    torch.manual_seed(0)
+    m = sigma.Blur2d(2.0, channels=8 if per_channel else None, radius=5, method=method)
+    x = torch.randn(4, 8, 32, 32)
+    ref = m(x.bfloat16().float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x.bfloat16())
+    y.float().pow(2).sum().backward()
+    assert m.log_sigma.dtype == torch.float32 and m.log_sigma.grad.dtype == torch.float32
+    assert torch.isfinite(m.log_sigma.grad).all()
+    err = float((y.float() - ref).abs().max() / ref.abs().max())
+    assert err < 3e-2
