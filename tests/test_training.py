@@ -176,6 +176,26 @@ def test_cpu_autocast_bfloat16(method):
         assert err < 3e-2, f"{type(m).__name__}: relative error {err:.2e}"  # bfloat16 has 8 bits
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_autocast_float16():
+    torch.manual_seed(0)
+    for m in (
+        sigma.Blur2d(1.7),
+        sigma.Blur2d(structure="full"),
+        sigma.GaussConv2d(3, 4),
+        sigma.DynamicBlur2d(3),
+    ):
+        m = m.cuda()
+        x = torch.randn(2, 3, 20, 20, device="cuda")
+        ref = m(x)
+        with torch.autocast("cuda", dtype=torch.float16):
+            y = m(x)
+        y.float().pow(2).sum().backward()
+        for p in m.parameters():
+            assert p.dtype == torch.float32 and p.grad is not None and torch.isfinite(p.grad).all()
+        assert float((y.float() - ref).abs().max() / ref.abs().max()) < 5e-3  # float16 has 11 bits
+
+
 def test_channels_last_inputs_give_the_same_result():
     x = _x(2, 3, 14, 12)
     xc = x.to(memory_format=torch.channels_last)
