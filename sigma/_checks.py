@@ -182,8 +182,8 @@ def scale_arg(
     Shapes: a number or a 0-dim tensor (one σ); ``(C,)`` (one per channel; ``channels``
     or ``x_shape[1]`` gives C when known); with ``x_shape`` given (a blur's input), also
     ``(B, C)``, ``(B, 1)``, ``(1, C)``: per sample (and channel). Every entry must be
-    finite and strictly positive; a number is checked in Python, a tensor with one
-    device-to-host read, skipped when ``check_values`` is false, while compiling and
+    finite and strictly positive; a number is checked in Python (always), a tensor with
+    one device-to-host read, skipped when ``check_values`` is false, while compiling and
     on meta tensors (then the returned largest value is None). Tensors keep their
     autograd history (moved with the differentiable :meth:`Tensor.to`).
     """
@@ -216,9 +216,7 @@ def scale_arg(
         return t, top
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number or a tensor, got {type(value).__name__}")
-    v = float(value)
-    if check_values:
-        _check_number(v, name)
+    v = _check_number(float(value), name)  # a number is checked always: no device read
     return torch.tensor(v, dtype=dtype or torch.get_default_dtype(), device=device), v
 
 
