@@ -123,13 +123,37 @@ def check_radius_arg(radius: object, axes: int, name: str = "radius"):
     return check_radius(radius, name)
 
 
+def is_vmapped(t: Tensor) -> bool:
+    """Whether ``t`` is batched by ``torch.func.vmap`` (at any level of functorch wrapping)."""
+    f = torch._C._functorch
+    while f.is_functorch_wrapped_tensor(t):
+        if f.is_batchedtensor(t):
+            return True
+        t = f.get_unwrapped(t)
+    return False
+
+
 def values_checkable(t: Tensor) -> bool:
     """Whether value checks (which read tensor data, a device sync) may run on ``t``.
 
-    Not on meta tensors (they hold no data), and not while ``torch.compile`` traces
-    (a data-dependent branch would break the graph).
+    Not on meta tensors (they hold no data), not while ``torch.compile`` traces (a
+    data-dependent branch would break the graph), and not on a tensor batched by
+    ``torch.func.vmap`` (its values cannot be read).
     """
-    return t.device.type != "meta" and not torch.compiler.is_compiling()
+    return t.device.type != "meta" and not torch.compiler.is_compiling() and not is_vmapped(t)
+
+
+def read_largest(t: Tensor, name: str) -> float:
+    """The largest entry of ``t`` as a float (a device-to-host read): the kernel support.
+
+    A tensor batched by ``torch.func.vmap`` cannot be read; the caller must fix the support.
+    """
+    if is_vmapped(t):
+        raise ValueError(
+            f"{name} is batched by torch.func.vmap, so the kernel support cannot follow its value: "
+            "pass radius= to fix the support"
+        )
+    return float(t.detach().max())
 
 
 def _value_text(t: Tensor) -> str:

@@ -261,3 +261,17 @@ def test_blurs_under_vmap_and_grad():
     torch.testing.assert_close(y[1], sigma.blur2d_local_sphere(x[1], smap[1], radius=3), rtol=0, atol=1e-12)
     g = grad(lambda mi: sigma.blur2d_local_sphere(x[0], mi, radius=3).sum())(smap[0])
     assert g.shape == smap[0].shape
+
+
+def test_vmap_over_sigma_needs_a_radius_and_says_so():
+    from torch.func import vmap
+
+    x = _x(1, 2, 10, 10)
+    s = torch.tensor([1.0, 2.0], dtype=f64)
+    with pytest.raises(ValueError, match="pass radius="):
+        vmap(lambda si: sigma.blur2d_sphere(x, si))(s)
+    y = vmap(lambda si: sigma.blur2d_sphere(x, si, radius=4))(s)
+    torch.testing.assert_close(y[1], sigma.blur2d_sphere(x, 2.0, radius=4), rtol=0, atol=1e-12)
+    # over the input only, the support follows a σ that is not batched
+    y = vmap(lambda xi: sigma.blur2d_sphere(xi, s[1]))(x[None].expand(3, 1, 2, 10, 10))
+    torch.testing.assert_close(y[0], sigma.blur2d_sphere(x, 2.0), rtol=0, atol=1e-12)
