@@ -275,3 +275,21 @@ def test_vmap_over_sigma_needs_a_radius_and_says_so():
     # over the input only, the support follows a σ that is not batched
     y = vmap(lambda xi: sigma.blur2d_sphere(xi, s[1]))(x[None].expand(3, 1, 2, 10, 10))
     torch.testing.assert_close(y[0], sigma.blur2d_sphere(x, 2.0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("method", ["auto", "direct", "matmul"])
+def test_cpu_autocast_bfloat16_activation_input(method, per_channel):
+    # Inside a model under autocast a blur receives the bfloat16 output of an earlier layer
+    # while its kernel is built from float32 parameters.
+    torch.manual_seed(0)
+    m = sigma.Blur2d(2.0, channels=8 if per_channel else None, radius=5, method=method)
+    x = torch.randn(4, 8, 32, 32)
+    ref = m(x.bfloat16().float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x.bfloat16())
+    y.float().pow(2).sum().backward()
+    assert m.log_sigma.dtype == torch.float32 and m.log_sigma.grad.dtype == torch.float32
+    assert torch.isfinite(m.log_sigma.grad).all()
+    err = float((y.float() - ref).abs().max() / ref.abs().max())
+    assert err < 3e-2
