@@ -288,6 +288,7 @@ def test_cpu_autocast_bfloat16_activation_input(method, per_channel):
     ref = m(x.bfloat16().float())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = m(x.bfloat16())
+    assert y.dtype == torch.bfloat16  # the output follows the input's dtype
     y.float().pow(2).sum().backward()
     assert m.log_sigma.dtype == torch.float32 and m.log_sigma.grad.dtype == torch.float32
     assert torch.isfinite(m.log_sigma.grad).all()
