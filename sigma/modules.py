@@ -108,7 +108,7 @@ class Blur1d(_BlurOptions):
         std_devs: kernel truncation in standard deviations. Default: 2.
         padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
             ``'circular'``. Default: ``'zeros'``.
-        kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
+        kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`). Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
         radius: fixed kernel half-size (an int); then a forward reads no value from the
             device and ``torch.compile`` traces it as one graph that σ can move within.
