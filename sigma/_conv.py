@@ -58,6 +58,36 @@ def fast_fft_size(n: int) -> int:
     return best
 
 
+# ----------------------------------------------------------------------------- autograd Functions
+
+
+def eager_twin(cls: type) -> type:
+    """An old-style copy of the new-style autograd Function ``cls``, for the eager path.
+
+    ``torch.func`` (vmap, grad) needs Functions whose ``forward`` takes no ``ctx``, with
+    ``setup_context`` and a vmap rule; but their ``apply`` binds its arguments with
+    :func:`inspect.signature` on every call, tens of microseconds per correlation. The twin
+    runs the same ``forward``, ``setup_context`` and ``backward`` without that, and
+    :func:`apply` picks it unless a transform or ``torch.compile`` is active.
+    """
+
+    def forward(ctx, *args):
+        out = cls.forward(*args)
+        cls.setup_context(ctx, args, out)
+        return out
+
+    return type(
+        cls.__name__ + "Eager",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(cls.backward), "__doc__": cls.__doc__},
+    )
+
+
+def apply(cls: type, *args):
+    """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``."""
+    return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
+
+
 # ----------------------------------------------------------------------------- direct
 
 
@@ -83,8 +113,10 @@ class _ShiftCorr(torch.autograd.Function):
     backward) it uses differentiable operations only.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, dim: int) -> Tensor:
+    def forward(x: Tensor, w: Tensor, dim: int) -> Tensor:
         k = w.shape[-1]
         h, L = (k - 1) // 2, x.shape[dim]
         y = torch.mul(x, _tap(w, h, x))
@@ -92,9 +124,13 @@ class _ShiftCorr(torch.autograd.Function):
             if j != h:
                 a, b, n = _overlap(j - h, L)
                 y.narrow(dim, a, n).addcmul_(x.narrow(dim, b, n), _tap(w, j, x))
+        return y
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, dim = inputs
         ctx.save_for_backward(x, w)
         ctx.dim = dim
-        return y
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -103,9 +139,9 @@ class _ShiftCorr(torch.autograd.Function):
         h, L = (k - 1) // 2, x.shape[dim]
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _ShiftCorr.apply(g, w.flip(-1), dim)
+            gx = apply(_ShiftCorr, g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
-            if torch.is_grad_enabled():  # double backward: differentiable form
+            if torch.is_grad_enabled() or traced():  # double backward, compile: differentiable form
                 gw = _tap_grads_graph(g, x, w, dim)
             elif dim % x.dim() == x.dim() - 1:
                 # along the last axis the shifted flat vectors are misaligned in memory
@@ -133,11 +169,17 @@ class _BandCorr(torch.autograd.Function):
     backward) it uses differentiable operations only.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, dim: int) -> Tensor:
+    def forward(x: Tensor, w: Tensor, dim: int) -> Tensor:
+        return band_correlate(x, w, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, dim = inputs
         ctx.save_for_backward(x, w)
         ctx.dim = dim
-        return band_correlate(x, w, dim)
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -146,13 +188,17 @@ class _BandCorr(torch.autograd.Function):
         graph = torch.is_grad_enabled()
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = _BandCorr.apply(g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
+            gx = apply(_BandCorr, g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
             if graph:
                 gw = _tap_grads_graph(g, x, w, dim)
             else:
                 gw = band_tap_grads(g, x, w.shape[-1], dim, w.dim() == 2)
         return gx, gw, None
+
+
+_ShiftCorr.eager = eager_twin(_ShiftCorr)
+_BandCorr.eager = eager_twin(_BandCorr)
 
 
 def _tap_grads_graph(g: Tensor, x: Tensor, w: Tensor, dim: int) -> Tensor:
@@ -199,8 +245,8 @@ def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Te
     L = x.shape[dim]
     w, h = fold_kernel(w, h, L, mode)
     if MODES[mode].index is None:  # zeros: the engines read zeros outside already
-        return corr.apply(x, w, dim)
-    return corr.apply(pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
+        return apply(corr, x, w, dim)
+    return apply(corr, pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
 
 
 def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -287,30 +333,35 @@ class _FFTCorr(torch.autograd.Function):
     recomputing the spectra when a graph is being built, so double backward works.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, e: Tensor, kc: Tensor, dims: tuple[int, ...], lengths: tuple[int, ...]) -> Tensor:
+    def forward(e: Tensor, kc: Tensor, dims: tuple[int, ...], lengths: tuple[int, ...]):
         n = kc.shape[-len(dims) :]
         xf = torch.fft.rfftn(e, s=n, dim=dims)
         kf = torch.fft.rfftn(kc, dim=tuple(range(-len(dims), 0)))
         y = torch.fft.irfftn(xf * _spec_view(kf.conj(), e, dims), s=n, dim=dims)
         for d, L in zip(dims, lengths, strict=True):
             y = y.narrow(d, 0, L)
-        ctx.save_for_backward(e, kc)
-        ctx.spectra = (xf, kf)
-        ctx.dims = dims
-        return y
+        return y, xf, kf  # the spectra are returned for the backward pass to reuse
 
     @staticmethod
-    def backward(ctx, g: Tensor):
-        e, kc = ctx.saved_tensors
+    def setup_context(ctx, inputs, output) -> None:
+        e, kc, dims, _ = inputs
+        _, xf, kf = output
+        ctx.save_for_backward(e, kc, xf, kf)
+        ctx.mark_non_differentiable(xf, kf)
+        ctx.dims = dims
+
+    @staticmethod
+    def backward(ctx, g: Tensor, _gxf=None, _gkf=None):
+        e, kc, xf, kf = ctx.saved_tensors
         dims = ctx.dims
         nd = len(dims)
         n = kc.shape[-nd:]
         if torch.is_grad_enabled():  # building a graph: recompute spectra differentiably
             xf = torch.fft.rfftn(e, s=n, dim=dims)
             kf = torch.fft.rfftn(kc, dim=tuple(range(-nd, 0)))
-        else:
-            xf, kf = ctx.spectra
         graph = torch.is_grad_enabled()
         gf = torch.fft.rfftn(g, s=n, dim=dims)
         ge = gkc = None
@@ -324,6 +375,9 @@ class _FFTCorr(torch.autograd.Function):
             for d in dims:
                 ge = ge.narrow(d, 0, e.shape[d])
         return ge, gkc, None, None
+
+
+_FFTCorr.eager = eager_twin(_FFTCorr)
 
 
 def _spec_view(kf: Tensor, x: Tensor, dims: tuple[int, ...]) -> Tensor:
@@ -340,7 +394,7 @@ def _spec_view(kf: Tensor, x: Tensor, dims: tuple[int, ...]) -> Tensor:
 def _fft_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str) -> Tensor:
     plan = _AxisPlan(x.shape[dim], h, mode)
     kc = plan.circular_kernel(w, -1)
-    return _FFTCorr.apply(plan.extend(x, dim), kc, (dim % x.dim(),), (plan.length,))
+    return apply(_FFTCorr, plan.extend(x, dim), kc, (dim % x.dim(),), (plan.length,))[0]
 
 
 def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -348,7 +402,7 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     py, px = _AxisPlan(H, hy, mode), _AxisPlan(W, hx, mode)
     kc = px.circular_kernel(py.circular_kernel(w, -2), -1)
     e = px.extend(py.extend(x, -2), -1)
-    return _FFTCorr.apply(e, kc, (x.dim() - 2, x.dim() - 1), (H, W))
+    return apply(_FFTCorr, e, kc, (x.dim() - 2, x.dim() - 1), (H, W))[0]
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -356,6 +410,24 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
 
 # pocketfft (CPU) has no half-precision transforms, and cuFFT only power-of-two ones
 NO_FFT_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def traced(*tensors: Tensor) -> bool:
+    """Whether ``torch.compile`` is tracing or a ``torch.func`` transform (vmap, grad) is active.
+
+    The banded products and the analytic backward passes write into preallocated
+    outputs (``out=`` and in-place slices), which vmap cannot batch and dynamo cannot
+    trace; then ``'matmul'`` runs as ``'direct'`` (the same result to rounding) and the
+    backward passes use their plain differentiable forms.
+    """
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    is_batched = torch._C._functorch.is_batchedtensor
+    return any(is_batched(t) for t in tensors)
+
+
+def _no_matmul_traced(method: str, x: Tensor, w: Tensor) -> str:
+    return "direct" if method == "matmul" and traced(x, w) else method
 
 
 def _no_fft(x: Tensor, method: str, auto: bool) -> str:
@@ -388,7 +460,7 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
     auto = method == "auto"
     if auto:
         method = _auto_axis(h, x.shape[dim], mode)
-    method = _no_fft(x, method, auto)
+    method = _no_matmul_traced(_no_fft(x, method, auto), x, w)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
     if method == "matmul":
@@ -424,7 +496,7 @@ def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
     if auto:
         taps = (2 * min(hy, x.shape[-2]) + 1) * (2 * min(hx, x.shape[-1]) + 1)
         method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_2D else "fft"
-    method = _no_fft(x, method, auto)
+    method = _no_matmul_traced(_no_fft(x, method, auto), x, w)
     if method == "direct":
         return _direct_2d(x, w, hy, hx, mode)
     if method == "matmul":

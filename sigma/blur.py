@@ -184,15 +184,20 @@ def blur1d(
 
     Args:
         x: input signals, shape ``(B, C, L)``, floating point.
-        sigma: σ in pixels: a positive number, or a tensor of shape ``()`` or ``(C,)``;
-            differentiable.
-        std_devs: truncate the kernel at ``h = max(1, ceil(std_devs * σ))``. Default: 2.
-        padding_mode: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
-            Default: ``'zeros'``.
+        sigma: σ in pixels: a positive number, or a tensor of shape ``()`` (one σ),
+            ``(C,)`` (per channel), ``(B, C)`` or ``(B, 1)`` (per sample); differentiable.
+            A 1D σ is always per channel; other shapes are refused with the rules.
+        std_devs: truncate each kernel at its own ``h = max(1, ceil(std_devs * σ))``.
+            Positional (the only option that is). Default: 2.
+        padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+            ``'circular'`` (see :mod:`sigma._padding`). Keyword-only. Default: ``'zeros'``.
         kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`).
             Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
-        radius: fixed half-size of every kernel (see the module docstring). Default: None.
+        radius: fixed half-size of every kernel (an int; 2D blurs also take a pair
+            ``(h_y, h_x)``) instead of ``std_devs``: no device-to-host read, one
+            ``torch.compile`` graph for every σ, and tensor σ values are not checked.
+            Default: None.
         order: derivative order 0..3: the output is the order-th derivative of the
             blurred signal (with ``'sampled'``, exactly ``scipy.ndimage.gaussian_filter1d(
             x, σ, order=order, radius=h)``; the other kernels are defined in
@@ -203,15 +208,16 @@ def blur1d(
         Blurred signals, shape ``(B, C, L)``, same dtype and device as ``x``.
 
     Shape:
-        - x: ``(B, C, L)``; sigma: ``()`` or ``(C,)``; output: ``(B, C, L)``.
+        - x: ``(B, C, L)``; sigma: ``()``, ``(C,)``, ``(B, C)`` or ``(B, 1)``; output: ``(B, C, L)``.
 
     Raises:
-        TypeError: if ``x`` is not a floating-point tensor, or ``sigma``/``std_devs``
-            is not a real number or tensor; or ``method='fft'`` with a half-precision
-            ``x`` (``'auto'`` then uses the banded products instead).
-        ValueError: if ``x`` is not 3D; σ is not finite and positive or its length is
-            not C; ``std_devs`` is not positive; ``padding_mode``, ``kernel`` or
-            ``method`` is unknown; or the kernel would exceed :data:`sigma.MAX_RADIUS`.
+        TypeError: if ``x`` is not a floating-point tensor (integer images such as
+            ``uint8`` are refused, naming the dtype: convert with ``x.float()``), or
+            ``sigma``/``std_devs``/``radius`` is of the wrong type; or ``method='fft'``
+            with a half-precision ``x`` (``'auto'`` then uses the banded products instead).
+        ValueError: if ``x`` is not 3D; σ is not finite and positive or of a shape that
+            does not fit ``x``; ``std_devs`` is not positive; ``padding_mode``, ``kernel``
+            or ``method`` is unknown; or the kernel would exceed :data:`sigma.MAX_RADIUS`.
 
     Example:
         >>> x = torch.zeros(1, 1, 9, dtype=torch.float64); x[..., 4] = 1
@@ -246,7 +252,8 @@ def blur2d_sphere(
 
     Args:
         x: images, shape ``(B, C, H, W)``, floating point.
-        sigma: σ in pixels, a positive number or a tensor of shape ``()`` or ``(C,)``.
+        sigma: σ in pixels, a positive number or a tensor of shape ``()``, ``(C,)``,
+            ``(B, C)`` or ``(B, 1)`` (see :func:`blur1d`).
         std_devs, padding_mode, kernel, method, radius, gamma: as in :func:`blur1d`.
         order: derivative order, an int for both axes or a pair ``(order_y, order_x)``,
             each 0..3 (see :func:`blur2d_diag`). Default: 0.
@@ -291,8 +298,9 @@ def blur2d_diag(
 
     Args:
         x: images, shape ``(B, C, H, W)``.
-        sigma_y: σ along the height axis, a number or a tensor ``()`` / ``(C,)``.
-        sigma_x: σ along the width axis, a number or a tensor ``()`` / ``(C,)``.
+        sigma_y: σ along the height axis, a number or a tensor ``()`` / ``(C,)`` /
+            ``(B, C)`` / ``(B, 1)``.
+        sigma_x: σ along the width axis, same forms.
         std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
         order: derivative order, an int for both axes or a pair ``(order_y, order_x)``,
             each 0..3: ``order=(1, 0)`` is ∂/∂y of the blurred image, ``(0, 2)`` is
@@ -344,16 +352,18 @@ def blur2d_full(
     Args:
         x: images, shape ``(B, C, H, W)``.
         cov: symmetric positive-definite covariance in (row, col) array coordinates,
-            shape ``(2, 2)`` or ``(C, 2, 2)``; differentiable.
-        std_devs, padding_mode, method: as in :func:`blur1d`.
+            shape ``(2, 2)``, ``(C, 2, 2)``, or per sample ``(B, C, 2, 2)`` /
+            ``(B, 1, 2, 2)``; differentiable. Each is cut to its own box.
+        std_devs, padding_mode, method, radius: as in :func:`blur1d`.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
 
     Raises:
         TypeError: if ``x`` or ``cov`` is not a floating-point tensor.
-        ValueError: if ``cov`` is not ``(2, 2)``/``(C, 2, 2)``, not symmetric positive
-            definite, or too large; or as :func:`blur1d`.
+        ValueError: if ``cov`` has none of those shapes, is not symmetric positive
+            definite, or is too large; or as :func:`blur1d`. The covariance is checked
+            once per call (one device-to-host read; none with ``radius``).
 
     Example:
         >>> x = torch.rand(1, 2, 16, 16)
@@ -419,14 +429,16 @@ def dog1d(
 ) -> Tensor:
     r"""Difference of Gaussians: ``blur1d(x, sigma_center) - blur1d(x, sigma_surround)`` on one support.
 
-    Both kernels share the half-size of the larger σ, so the result is one
+    Both kernels share the half-size of the larger σ (per channel or sample: the
+    larger of the pair's own half-sizes; or ``radius``), so the result is one
     correlation with the kernel :math:`g_{\sigma_c} - g_{\sigma_s}`, which sums to zero.
 
     Args:
         x: signals, shape ``(B, C, L)``.
-        sigma_center: σ of the positive (centre) Gaussian, number or ``()``/``(C,)`` tensor.
+        sigma_center: σ of the positive (centre) Gaussian, a number or a tensor of the
+            shapes :func:`blur1d` takes.
         sigma_surround: σ of the subtracted (surround) Gaussian, same forms.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Band-passed signals, shape ``(B, C, L)``.
@@ -461,7 +473,7 @@ def dog2d(
     Args:
         x: images, shape ``(B, C, H, W)``.
         sigma_center, sigma_surround: as in :func:`dog1d`.
-        std_devs, padding_mode, kernel, method: as in :func:`blur1d`.
+        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
 
     Returns:
         Band-passed images, shape ``(B, C, H, W)``.

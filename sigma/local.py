@@ -40,6 +40,7 @@ from ._checks import (
     radius_for,
     values_checkable,
 )
+from ._conv import apply, eager_twin, traced
 from ._padding import pad_axis
 from .kernels import SIGMA_FLOOR, _gauss1d
 
@@ -144,9 +145,11 @@ def _local_sphere(
 ) -> Tensor:
     """Unchecked per-pixel isotropic blur (``own``: std_devs of the own-support rule, or None)."""
     xp = pad_axis(pad_axis(x, h, h, padding_mode, -2), h, h, padding_mode, -1)
-    if kernel != "sampled":  # the analytic σ gradient below is the sampled kernel's
+    if kernel != "sampled" or traced(xp, smap):
+        # the analytic σ gradient of _LocalSphere is the sampled kernel's, and its
+        # in-place accumulation cannot be batched by vmap or traced: plain autograd instead
         return _local_sphere_reference(xp, smap, h, own, kernel)
-    return _LocalSphere.apply(xp, smap, h, own)
+    return apply(_LocalSphere, xp, smap, h, own)
 
 
 def _local_weights(smap: Tensor, h: int, own: float | None, kernel: str = "sampled") -> tuple[Tensor, Tensor]:
@@ -193,8 +196,10 @@ class _LocalSphere(torch.autograd.Function):
     Higher-order derivatives recompute through :func:`_local_sphere_reference`.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, xp: Tensor, smap: Tensor, h: int, own: float | None) -> Tensor:
+    def forward(xp: Tensor, smap: Tensor, h: int, own: float | None) -> Tensor:
         k = 2 * h + 1
         H, W = xp.shape[-2] - 2 * h, xp.shape[-1] - 2 * h
         a, _ = _local_weights(smap, h, own)
@@ -206,9 +211,13 @@ class _LocalSphere(torch.autograd.Function):
             for dx in range(1, k):
                 row.addcmul_(rows.narrow(-1, dx, W), a[dx])
             y.addcmul_(row, a[dy])
-        ctx.save_for_backward(xp, smap, y)
-        ctx.h, ctx.own = h, own
         return y
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        xp, smap, h, own = inputs
+        ctx.save_for_backward(xp, smap, output)
+        ctx.h, ctx.own = h, own
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -253,6 +262,9 @@ class _LocalSphere(torch.autograd.Function):
             if smap.shape[1] == 1 and g.shape[1] != 1:
                 gs = gs.sum(1, keepdim=True)
         return gxp, gs, None, None
+
+
+_LocalSphere.eager = eager_twin(_LocalSphere)
 
 
 def _full_row(xp: Tensor, prec: Tensor, dy: int, hy: int, H: int, tx: Tensor, box) -> tuple[Tensor, Tensor]:

@@ -114,3 +114,49 @@ def test_two_scale_task_rejects_bad_sigmas():
         data.two_scale_task(1, 8, (1.0,))
     with pytest.raises(ValueError, match=r"sigmas\[1\] must be a positive finite number"):
         data.two_scale_task(1, 8, (1.0, 0.0))
+
+
+def test_digits_are_the_bundled_dataset():
+    images, labels = data.digits()
+    assert images.shape == (1797, 1, 8, 8) and images.dtype == torch.float32
+    assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
+    assert float(images.min()) == 0.0 and float(images.max()) == 1.0
+    assert data.digits(dtype=torch.float64)[0].dtype == torch.float64
+
+
+def test_digits_at_scale_shape_mass_and_center():
+    images, _ = data.digits(dtype=torch.float64)
+    few = images[:20]
+    for side in (6.0, 8.0, 12.0, 20.0):
+        x = data.digits_at_scale(few, side, canvas=32)
+        assert x.shape == (20, 1, 32, 32) and x.dtype == torch.float64
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 + 1e-12
+        # the ink grows with the area: (side / 8)^2 times the 8 x 8 digit's
+        ratio = x.sum((1, 2, 3)) / few.sum((1, 2, 3))
+        assert torch.allclose(ratio, torch.full_like(ratio, (side / 8) ** 2), rtol=1e-3)
+    # a centered, symmetric blob stays centered on the canvas
+    blob = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    blob[..., 3:5, 3:5] = 1.0
+    x = data.digits_at_scale(blob, 16.0, canvas=32)[0, 0]
+    idx = torch.arange(32, dtype=torch.float64)
+    assert abs(float((x.sum(1) * idx).sum() / x.sum()) - 15.5) < 1e-9
+    assert abs(float((x.sum(0) * idx).sum() / x.sum()) - 15.5) < 1e-9
+
+
+def test_digits_at_scale_is_a_magnification():
+    images, _ = data.digits(dtype=torch.float64)
+    small = data.digits_at_scale(images[:10], 8.0, canvas=16)
+    big = data.digits_at_scale(images[:10], 16.0, canvas=32)
+    # the digit drawn twice as large, area-averaged by 2, is the small one
+    err = (F.avg_pool2d(big, 2) - small).abs().max()
+    assert float(err) < 0.02
+
+
+def test_digits_at_scale_rejects_bad_arguments():
+    images, _ = data.digits()
+    with pytest.raises(ValueError, match=r"images must have shape \(N, 1, 8, 8\)"):
+        data.digits_at_scale(images[:, 0], 12.0)
+    with pytest.raises(ValueError, match="side must be a positive finite number"):
+        data.digits_at_scale(images[:2], 0.0)
+    with pytest.raises(ValueError, match="canvas must be a positive int"):
+        data.digits_at_scale(images[:2], 8.0, canvas=0)

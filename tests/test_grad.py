@@ -21,8 +21,8 @@ ALL_METHODS = sorted(METHODS)
 GRAD_MODES = ["zeros", "circular"]  # for the local blurs
 # two padding modes per method, one with a shared σ and one with a σ per channel
 # (test_full_jacobians below adds 'replicate' and 'circular')
-MODE_CASES = [("zeros", False), ("reflect", True)]
-MODE_IDS = ["zeros-shared", "reflect-per_channel"]
+MODE_CASES = [("zeros", False), ("reflect", True), ("symmetric", True)]
+MODE_IDS = ["zeros-shared", "reflect-per_channel", "symmetric-per_channel"]
 
 
 def _p(*values):
@@ -149,6 +149,32 @@ def test_blur2d_local_full_grads(padding_mode):
     _check(
         lambda x, q: sigma.blur2d_local_full(x, sigma.logchol_to_cov(q), 2, padding_mode=padding_mode), (x, p)
     )
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_per_sample_and_symmetric_grads(method):
+    # σ per sample and channel (B = 2, C = 2), each kernel on its own support, 'symmetric' boundary
+    torch.manual_seed(3)
+    x1 = torch.randn(2, 2, 6, dtype=f64, requires_grad=True)
+    x2 = torch.randn(2, 2, 5, 4, dtype=f64, requires_grad=True)
+    ls = torch.tensor([[0.8, 1.3], [0.45, 2.2]], dtype=f64).log().requires_grad_()
+    opts = dict(padding_mode="symmetric", method=method)
+    _check(lambda x, s: sigma.blur1d(x, s.exp(), **opts), (x1, ls))
+    _check(lambda x, s: sigma.blur2d_sphere(x, s.exp()[:, :1], **opts), (x2, ls))
+    _check(lambda x, s: sigma.dog2d(x, s.exp(), 2.7, **opts), (x2, ls))
+    lc = (
+        torch.tensor([[-0.10536, 0.3, -0.35667], [0.2, -0.4, -0.5]], dtype=f64).view(2, 1, 3).requires_grad_()
+    )
+    _check(lambda x, q: sigma.blur2d_full(x, sigma.logchol_to_cov(q), **opts), (x2, lc))
+
+
+def test_local_blurs_erf_and_symmetric_grads():
+    torch.manual_seed(4)
+    smap = (0.3 + 0.6 * torch.rand(1, 1, 5, 4, dtype=f64)).requires_grad_()
+    _check(
+        lambda x, s: sigma.blur2d_local_sphere(x, s, kernel="erf", padding_mode="symmetric"), (_x2(), smap)
+    )
+    _check(lambda x, s: sigma.blur2d_local_sphere(x, s, padding_mode="symmetric"), (_x2(), smap))
 
 
 def _tiny_cases():

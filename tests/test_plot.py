@@ -152,3 +152,18 @@ def test_show_images_grid_colormaps_limits_and_colorbars():
         splot.show_images({})
     with pytest.raises(ValueError, match="ncols must be a positive int"):
         splot.show_images(panels, ncols=0)
+
+
+def test_explorer_animation_is_an_offline_slider_over_the_frames():
+    torch.manual_seed(1337)
+    x = torch.randn(1, 1, 30, dtype=torch.float64)
+    html = splot.explorer_animation(x, [1.0, 3.0, 5.0], num=5, figsize=(4.0, 3.0), dpi=30, alt='a "b"')
+    assert '<img alt="a &quot;b&quot;" id=' in html
+    assert 'class="animation"' in html and 'type="range"' in html
+    assert html.count("data:image/png;base64,") == 3  # one embedded frame per σ, nothing fetched
+    assert "http://" not in html and "https://" not in html
+    assert not plt.get_fignums()  # the figure is closed: the notebook shows only the slider
+    with pytest.raises(ValueError, match="sigmas must hold at least one"):
+        splot.explorer_animation(x, [])
+    with pytest.raises(ValueError, match="x must be one signal"):
+        splot.explorer_animation(torch.randn(2, 1, 30), [1.0])

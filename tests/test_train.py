@@ -30,6 +30,18 @@ def test_fit_recovers_sigma_and_records_everything():
     assert r.losses[-1] < 1e-3 * r.losses[0]
 
 
+def test_fit_gives_lbfgs_its_closure():
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 80, dtype=torch.float64)
+    y = sigma.blur1d(x, 2.5)
+    s = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([s], max_iter=10, line_search_fn="strong_wolfe")
+    r = fit(lambda: sigma.blur1d(x, s.exp()), [s], y, steps=5, lr=1.0, optimizer=opt)
+    assert r.steps_run == 5 and not r.diverged
+    assert abs(float(s.exp()) - 2.5) < 1e-5
+    assert r.losses[-1] < 1e-10 * r.losses[0]
+
+
 def test_fit_reports_divergence_instead_of_raising():
     x = torch.randn(1, 1, 50, dtype=torch.float64)
     y = sigma.blur1d(x, 2.0)

@@ -8,6 +8,9 @@ the photograph comes from the sample data that ships inside matplotlib.
   :func:`sigma.blur2d_local_sphere`.
 * :func:`gradient_task`, :func:`two_scale_task`: input/target pairs whose right
   receptive-field size is known, for learning σ inside a network.
+* :func:`digits`, :func:`digits_at_scale`: scikit-learn's bundled handwritten digits
+  (real images, read from a file inside that package) drawn on a larger canvas at a
+  chosen size, for testing how a network copes with scales it was not trained on.
 * :func:`benchmark_results`: the committed ``make bench`` measurements, shipped as
   package data so the performance chapter runs without the repository.
 """
@@ -35,6 +38,8 @@ __all__ = [
     "x_derivative_filter",
     "gradient_task",
     "two_scale_task",
+    "digits",
+    "digits_at_scale",
     "benchmark_results",
 ]
 
@@ -320,6 +325,78 @@ def two_scale_task(
     sigma_map = torch.full_like(cue, s0).masked_fill(cue > 0, s1)
     y = blur2d_local_sphere(noise, sigma_map, radius=radius)
     return torch.cat([noise, cue], 1), y, sigma_map
+
+
+def digits(*, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """The 1,797 handwritten digits bundled with scikit-learn, as ``(1, 8, 8)`` images.
+
+    :func:`sklearn.datasets.load_digits` reads a file that ships inside scikit-learn, so
+    nothing is downloaded. Its 8 x 8 images hold counts 0..16 (each pixel counts the ink
+    in a 4 x 4 block of a 32 x 32 bitmap); they are scaled here to [0, 1].
+
+    Args:
+        dtype: floating-point dtype of the images. Default: ``torch.float32``.
+
+    Returns:
+        ``(images, labels)``: shape ``(1797, 1, 8, 8)`` in [0, 1] and ``(1797,)`` int64
+        class labels 0..9.
+
+    Raises:
+        ImportError: if scikit-learn is not installed.
+
+    Example:
+        >>> images, labels = digits()
+        >>> images.shape, labels[:5].tolist()
+        (torch.Size([1797, 1, 8, 8]), [0, 1, 2, 3, 4])
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=dtype).unsqueeze(1) / 16.0
+    return images, torch.as_tensor(bunch.target, dtype=torch.int64)
+
+
+def digits_at_scale(images: Tensor, side: float, *, canvas: int = 32, supersample: int = 2) -> Tensor:
+    r"""Draw 8 x 8 digits centered on a blank canvas, each ``side`` pixels tall and wide.
+
+    The digit is magnified by ``side / 8`` with bilinear interpolation on a canvas
+    ``supersample`` times finer, smoothed there with :func:`sigma.blur2d_sphere` at
+    σ = half a source pixel (so the strokes are smooth and scale with the digit), and
+    area-averaged down to ``canvas`` pixels (anti-aliasing for small sides). A digit
+    drawn at ``2 * side`` is then, up to sampling, the one at ``side`` magnified by 2.
+
+    Args:
+        images: digits of shape ``(N, 1, 8, 8)`` (as returned by :func:`digits`).
+        side: the digit's size on the canvas in pixels (8 keeps the original size);
+            positive, may be fractional; parts beyond the canvas are cut off.
+        canvas: side of the square output in pixels. Default: 32.
+        supersample: rendering resolution factor. Default: 2.
+
+    Returns:
+        Images of shape ``(N, 1, canvas, canvas)``, dtype and device of ``images``.
+
+    Raises:
+        ValueError: if ``images`` is not ``(N, 1, 8, 8)``, ``side`` is not positive and
+            finite, or ``canvas``/``supersample`` is not a positive int.
+
+    Example:
+        >>> images, _ = digits()
+        >>> digits_at_scale(images[:3], 12.0, canvas=24).shape
+        torch.Size([3, 1, 24, 24])
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 8, 8):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must have shape (N, 1, 8, 8), got {shape}")
+    side = check_positive_real(side, "side")
+    canvas, ss = _check_size(canvas, "canvas"), _check_size(supersample, "supersample")
+    n, fine = images.shape[0], canvas * ss
+    zoom = canvas / side  # canvas half-widths per digit half-width
+    theta = images.new_zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = zoom
+    grid = F.affine_grid(theta, [n, 1, fine, fine], align_corners=False)
+    big = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    big = blur2d_sphere(big, 0.5 * side / 8 * ss)
+    return F.avg_pool2d(big, ss)
 
 
 def benchmark_results(device: str = "cpu") -> list[dict[str, str]]:

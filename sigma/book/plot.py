@@ -8,7 +8,9 @@ does not depend on it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
+from html import escape as _html_escape
 
 import torch
 from torch import Tensor
@@ -26,6 +28,7 @@ __all__ = [
     "plot_sweep_errors",
     "plot_sweep_heatmap",
     "plot_explorer",
+    "explorer_animation",
 ]
 
 
@@ -269,6 +272,85 @@ def draw_cov_ellipse(
     return ax.plot(center[0] + pts[1].numpy(), center[1] + pts[0].numpy(), **kwargs)[0]
 
 
+def _explorer_model(x, sigma_true, opts, sigma_range, num):
+    """Checked signal, target, σ grid and (loss, gradient) curves of the explorer."""
+    from ..blur import blur1d
+
+    if not isinstance(x, Tensor) or not (x.dim() == 1 or (x.dim() == 3 and x.shape[:2] == (1, 1))):
+        raise ValueError(f"x must be one signal of shape (L,) or (1, 1, L), got {getattr(x, 'shape', x)!r}")
+    low, high = (float(v) for v in sigma_range)
+    if not 0 < low < high:
+        raise ValueError(f"sigma_range must satisfy 0 < low < high, got sigma_range={sigma_range!r}")
+    if num < 2:
+        raise ValueError(f"num must be at least 2, got num={num!r}")
+    x = x.detach().reshape(1, 1, -1)
+    target = blur1d(x, sigma_true, **opts)
+    grid = torch.logspace(math.log10(low), math.log10(high), num, dtype=torch.float64).tolist()
+    curves = torch.tensor([_explorer_loss_grad(x, target, v, opts)[:2] for v in grid], dtype=torch.float64)
+    return x, target, grid, curves
+
+
+def _explorer_loss_grad(x, target, value, opts):
+    """(𝓛, ∂𝓛/∂s, prediction) at σ = value."""
+    from ..blur import blur1d
+    from .train import half_mse
+
+    # d𝓛/ds = σ d𝓛/dσ; differentiating at σ itself (not at exp(log σ), which can round
+    # across a kernel-size jump) keeps 𝓛 exactly 0 at σ = sigma_true.
+    sig = torch.tensor(float(value), dtype=x.dtype, requires_grad=True)
+    pred = blur1d(x, sig, **opts)
+    loss = half_mse(pred, target)
+    (grad,) = torch.autograd.grad(loss, sig)
+    return float(loss.detach()), float(value) * float(grad), pred.detach()
+
+
+def _draw_explorer(axes, fig, x, target, grid, curves, sigma, sigma_true, opts, kernel_xlim=None):
+    """Draw the explorer's four panels for one σ on a 2 x 2 array of axes."""
+    from ..kernels import gauss1d
+
+    loss, grad, pred = _explorer_loss_grad(x, target, sigma, opts)
+    g = gauss1d(float(sigma), opts["std_devs"], kernel=opts["kernel"], dtype=torch.float64)
+    r = (g.numel() - 1) // 2
+    ax = axes[0, 0]
+    ax.stem(torch.arange(-r, r + 1).numpy(), g.numpy(), basefmt=" ")
+    ax.set(
+        title=f"kernel ({opts['kernel']}): σ = {sigma:.2f}, r = {r} ({2 * r + 1} taps)",
+        xlabel="tap offset j (pixels)",
+        ylabel="weight g[j]",
+    )
+    if kernel_xlim is not None:
+        ax.set_xlim(-kernel_xlim - 0.5, kernel_xlim + 0.5)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    plot_signals(
+        {
+            "input x": x,
+            f"target y (σ* = {sigma_true:g})": target,
+            f"prediction ŷ (σ = {sigma:.2f})": pred,
+        },
+        title=f"blurred signal, '{opts['padding_mode']}' padding",
+        ax=axes[0, 1],
+    )
+    axes[0, 1].lines[0].set(color="0.75", lw=0.8)
+    axes[0, 1].legend(loc="best")
+    for ax, col, name, value in (
+        (axes[1, 0], 0, r"loss $\mathcal{L}$", rf"$\mathcal{{L}}$ = {loss:.3e}"),
+        (
+            axes[1, 1],
+            1,
+            r"gradient $\partial\mathcal{L}/\partial s$",
+            rf"$\partial\mathcal{{L}}/\partial s$ = {grad:+.3e}",
+        ),
+    ):
+        ax.plot(grid, curves[:, col].numpy(), color="C0", label=name)
+        ax.plot([float(sigma)], [(loss, grad)[col]], "o", color="C1", label=f"σ = {sigma:.2f}")
+        ax.axvline(sigma_true, ls=":", color="k", label=f"σ* = {sigma_true:g}")
+        ax.set_xscale("log")
+        ax.set(title=f"{name} over σ: {value}", xlabel="σ (pixels, log scale)", ylabel=name)
+        ax.legend(loc="best")
+    axes[1, 1].axhline(0.0, color="0.5", lw=0.8)
+    fig.suptitle(f"Explorer: σ = {sigma:.2f} against a target blurred with σ* = {sigma_true:g}")
+
+
 def plot_explorer(
     x: Tensor,
     sigma: float,
@@ -284,11 +366,11 @@ def plot_explorer(
 
     Unlike the other helpers this one evaluates the model itself, so that the explorer
     chapter's interactive cell and its static figure draw through the same code. The
-    target is ``blur1d(x, sigma_true)`` and the prediction ``blur1d(x, sigma)``, both
-    with the given ``std_devs``, ``kernel`` and ``padding_mode``; the loss is
-    :math:`L = \tfrac12\,\mathrm{mean}((\hat y - y)^2)` (:func:`sigma.half_mse`) and the
-    gradient is :math:`\partial L / \partial s = \sigma\, \partial L / \partial \sigma` with
-    :math:`s = \log \sigma`, by autograd.
+    target is ``y = blur1d(x, sigma_true)`` and the prediction ``ŷ = blur1d(x, sigma)``,
+    both with the given ``std_devs``, ``kernel`` and ``padding_mode``; the loss is
+    :math:`\mathcal{L} = \tfrac12\,\mathrm{mean}((\hat y - y)^2)` (:func:`sigma.book.half_mse`)
+    and the gradient is :math:`\partial \mathcal{L} / \partial s = \sigma\, \partial \mathcal{L}
+    / \partial \sigma` with :math:`s = \log \sigma`, by autograd.
     Loss and gradient are drawn over ``num`` log-spaced σ in ``sigma_range`` (each with
     its own kernel size, so the kernel-size jumps show) with the chosen σ marked.
 
@@ -305,77 +387,109 @@ def plot_explorer(
         num: number of σ on the curves. Default: 97.
 
     Returns:
-        The matplotlib figure, four axes: kernel, signals, loss, gradient.
+        The matplotlib figure, four axes: kernel (stems), signals, loss, gradient.
 
     Raises:
         ValueError: if ``x`` is not one signal of shape ``(L,)`` or ``(1, 1, L)``, if
             ``sigma_range`` is not ``0 < low < high``, or ``num < 2``; the blur's own
             checks (σ, ``std_devs``, ``kernel``, ``padding_mode``) apply too.
     """
-    from ..blur import blur1d
-    from ..kernels import gauss1d
-    from .train import half_mse
-
     plt = _plt()
-    if not isinstance(x, Tensor) or not (x.dim() == 1 or (x.dim() == 3 and x.shape[:2] == (1, 1))):
-        raise ValueError(f"x must be one signal of shape (L,) or (1, 1, L), got {getattr(x, 'shape', x)!r}")
-    low, high = (float(v) for v in sigma_range)
-    if not 0 < low < high:
-        raise ValueError(f"sigma_range must satisfy 0 < low < high, got sigma_range={sigma_range!r}")
-    if num < 2:
-        raise ValueError(f"num must be at least 2, got num={num!r}")
-    x = x.detach().reshape(1, 1, -1)
     opts = {"std_devs": std_devs, "padding_mode": padding_mode, "kernel": kernel}
-    target = blur1d(x, sigma_true, **opts)
-
-    def loss_grad(value: float) -> tuple[float, float, Tensor]:
-        # dL/ds = σ dL/dσ; differentiating at σ itself (not at exp(log σ), which can round
-        # across a kernel-size jump) keeps L exactly 0 at σ = sigma_true.
-        sig = torch.tensor(value, dtype=x.dtype, requires_grad=True)
-        pred = blur1d(x, sig, **opts)
-        loss = half_mse(pred, target)
-        (grad,) = torch.autograd.grad(loss, sig)
-        return float(loss.detach()), value * float(grad), pred.detach()
-
-    loss, grad, pred = loss_grad(float(sigma))
-    grid = torch.logspace(math.log10(low), math.log10(high), num, dtype=torch.float64).tolist()
-    curves = torch.tensor([loss_grad(v)[:2] for v in grid], dtype=torch.float64)
-    g = gauss1d(float(sigma), std_devs, kernel=kernel, dtype=torch.float64)
-    h = (g.numel() - 1) // 2
-
+    x, target, grid, curves = _explorer_model(x, sigma_true, opts, sigma_range, num)
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.0))
-    ax = axes[0, 0]
-    ax.stem(torch.arange(-h, h + 1).numpy(), g.numpy(), basefmt=" ")
-    ax.set(
-        title=f"kernel ({kernel}): σ = {sigma:.2f}, h = {h} ({2 * h + 1} taps)",
-        xlabel="offset t (pixels)",
-        ylabel="weight g[t]",
-    )
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    plot_signals(
-        {
-            "input x": x,
-            f"target (σ = {sigma_true:g})": target,
-            f"prediction (σ = {sigma:.2f})": pred,
-        },
-        title=f"blurred signal, '{padding_mode}' padding",
-        ax=axes[0, 1],
-    )
-    axes[0, 1].lines[0].set(color="0.75", lw=0.8)
-    axes[0, 1].legend(loc="best")
-    for ax, col, name, value in (
-        (axes[1, 0], 0, "loss L", f"L = {loss:.3e}"),
-        (axes[1, 1], 1, "gradient ∂L/∂s", f"∂L/∂s = {grad:+.3e}"),
-    ):
-        ax.plot(grid, curves[:, col].numpy(), color="C0", label=name)
-        ax.plot([float(sigma)], [(loss, grad)[col]], "o", color="C1", label=f"σ = {sigma:.2f}")
-        ax.axvline(sigma_true, ls=":", color="k", label=f"true σ = {sigma_true:g}")
-        ax.set_xscale("log")
-        ax.set(title=f"{name} over σ: {value}", xlabel="σ (pixels, log scale)", ylabel=name)
-        ax.legend(loc="best")
-    axes[1, 1].axhline(0.0, color="0.5", lw=0.8)
-    fig.suptitle(f"Explorer: σ = {sigma:.2f} against a target blurred with σ = {sigma_true:g}")
+    _draw_explorer(axes, fig, x, target, grid, curves, float(sigma), sigma_true, opts)
     return fig
+
+
+def explorer_animation(
+    x: Tensor,
+    sigmas: Sequence[float],
+    *,
+    sigma_true: float = 3.0,
+    std_devs: float = 2.0,
+    kernel: str = "sampled",
+    padding_mode: str = "zeros",
+    sigma_range: tuple[float, float] = (0.3, 10.0),
+    num: int = 61,
+    figsize: tuple[float, float] = (8.0, 5.4),
+    dpi: float = 64,
+    alt: str = "",
+) -> str:
+    """The explorer's four panels at several σ, as an HTML slider that needs no kernel.
+
+    Draws :func:`plot_explorer`'s panels once per σ in ``sigmas`` (the loss and gradient
+    curves are computed once and shared by every frame; the kernel panel keeps one tap
+    range, that of the largest σ, so the support visibly grows) and returns matplotlib's
+    JavaScript animation (:meth:`matplotlib.animation.Animation.to_jshtml`): the frames
+    embedded as PNG images behind a range slider and play buttons. It works in a static
+    page with no kernel and no network: the player's one external reference, a
+    stylesheet link to Font Awesome on a CDN for its button icons, is removed (the book's
+    theme ships Font Awesome). Display it with ``IPython.display.HTML``.
+
+    Keep the page light: each frame is one PNG of ``figsize`` x ``dpi`` pixels, so a
+    dozen frames at the defaults embed well under a megabyte.
+
+    Args:
+        x: the input signal, shape ``(L,)`` or ``(1, 1, L)``, floating point.
+        sigmas: the σ of the frames, in pixels, in slider order (at least one).
+        sigma_true: σ of the target blur. Default: 3.0.
+        std_devs: kernel truncation in standard deviations. Default: 2.0.
+        kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
+        padding_mode: the blur's padding mode. Default: ``'zeros'``.
+        sigma_range: σ range of the loss and gradient curves. Default: ``(0.3, 10.0)``.
+        num: number of σ on the curves. Default: 61.
+        figsize: size of a frame in inches. Default: ``(8.0, 5.4)``.
+        dpi: resolution of the frames. Default: 64.
+        alt: alt text of the frame image, for readers who cannot see it. Default: ``''``.
+
+    Returns:
+        The animation's HTML, matplotlib's standard player: a ``<div class="animation">``
+        holding the frame image, a range slider (``<input ... type="range">``) and the
+        play buttons, with every frame inlined as a base64 PNG.
+
+    Raises:
+        ValueError: if ``sigmas`` is empty, or for the reasons of :func:`plot_explorer`.
+    """
+    from matplotlib import animation
+
+    sigmas = [float(v) for v in sigmas]
+    if not sigmas:
+        raise ValueError("sigmas must hold at least one σ, got an empty sequence")
+    plt = _plt()
+    opts = {"std_devs": std_devs, "padding_mode": padding_mode, "kernel": kernel}
+    x, target, grid, curves = _explorer_model(x, sigma_true, opts, sigma_range, num)
+    from ..kernels import kernel_radius
+
+    r_max = max(kernel_radius(v, std_devs) for v in sigmas)
+    # Fixed margins: a layout engine would re-measure every frame twice (most of the cost). The
+    # rc setting too, since savefig re-creates the layout engine that rcParams name.
+    no_layout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
+    with plt.rc_context(
+        {"savefig.dpi": dpi, "figure.dpi": dpi, "font.size": 9, "legend.fontsize": 7, **no_layout}
+    ):
+        fig, axes = plt.subplots(2, 2, figsize=figsize, layout="none")
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.09, top=0.9, wspace=0.28, hspace=0.45)
+
+        def frame(i):
+            for ax in axes.flat:
+                ax.cla()
+            _draw_explorer(axes, fig, x, target, grid, curves, sigmas[i], sigma_true, opts, kernel_xlim=r_max)
+            # Blitting one empty line (skipped when a frame is saved) spares the full redraw that
+            # FuncAnimation would do before saving each frame; the saved frame draws everything.
+            return axes[0, 0].plot([], [])
+
+        anim = animation.FuncAnimation(fig, frame, frames=len(sigmas), interval=600, blit=True)
+        try:
+            html = anim.to_jshtml(default_mode="once")
+        finally:
+            plt.close(fig)
+    # matplotlib's player links Font Awesome (its button icons) from a CDN; the page must
+    # fetch nothing, and the book's theme ships Font Awesome itself.
+    html = re.sub(r"<link\s+rel=\"stylesheet\"\s+href=\"https?://[^\"]*\"\s*/?>\s*", "", html)
+    if alt:
+        html = html.replace("<img id=", f'<img alt="{_html_escape(alt, quote=True)}" id=', 1)
+    return html
 
 
 def _sweep_table(lrs: Sequence[float], errors: Tensor, labels: Sequence[str]) -> Tensor:

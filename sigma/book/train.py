@@ -108,6 +108,14 @@ def _format_value(v: Tensor) -> str:
     return " ".join(f"{x:.6f}" for x in flat)
 
 
+def _loss_and_grad(opt, predict, loss_fn, target) -> Tensor:
+    """Closure for optimizers that re-evaluate the loss within one step (L-BFGS)."""
+    opt.zero_grad()
+    loss = loss_fn(predict(), target)
+    loss.backward()
+    return loss
+
+
 def fit(
     predict: Callable[[], Tensor],
     params: Iterable[Tensor],
@@ -138,7 +146,9 @@ def fit(
         steps: number of optimizer updates.
         lr: learning rate.
         optimizer: ``'sgd'``, ``'momentum'``, ``'adam'`` (see :func:`make_optimizer`)
-            or a ready :class:`torch.optim.Optimizer`. Default: ``'sgd'``.
+            or a ready :class:`torch.optim.Optimizer`. A :class:`torch.optim.LBFGS` gets
+            the closure it needs, and one of its steps may evaluate the loss several
+            times (up to its ``max_iter``). Default: ``'sgd'``.
         momentum: momentum for ``'momentum'``. Default: 0.9.
         loss_fn: ``loss_fn(pred, target) -> scalar``. Default: :func:`half_mse`.
         track: names mapped to zero-argument callables (e.g. ``{'sigma': lambda:
@@ -206,7 +216,10 @@ def fit(
             break
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        if isinstance(opt, torch.optim.LBFGS):  # its line search re-evaluates the loss
+            opt.step(lambda: _loss_and_grad(opt, predict, loss_fn, target))
+        else:
+            opt.step()
         if not all(bool(torch.isfinite(p.detach()).all()) for p in params):
             result.diverged, result.reason = True, f"step {step + 1}: non-finite parameters"
             break

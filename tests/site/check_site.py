@@ -14,7 +14,13 @@ every request that is not to the loopback server blocked. For each page it check
   with that id;
 * the sidebar lists every page of the table of contents;
 * on a chapter with interactive widgets, each interactive cell shows no widget output (it
-  needs a live kernel) and is followed by a static figure that loaded.
+  needs a live kernel) and is followed by a static figure that loaded;
+* glued values are pasted: no raw MyST role (``{glue:text}``, ``{cite}`` ...) is left in the page
+  text, no docutils error box is shown, every pasted value is non-empty, and the page pastes as
+  many values as its notebook's markdown has glue roles (a key that was not found pastes nothing);
+* every kernel-free animation (matplotlib's ``to_jshtml()``: an ``<input type="range">`` inside
+  an ``.animation`` block) works offline: moving its slider changes the displayed frame, and
+  moving it back restores the first one.
 
 A full-page screenshot of each page goes to ``_build/screenshots/``. Failures name the page
 and the element. Exit status: 0 if every page passed, 1 otherwise. Without Chromium on a
@@ -68,6 +74,11 @@ RAW_TEX = re.compile(r"\$\$|\$[^\s$][^$\n]{0,200}?\$|\\\(|\\\)|\\\[|\\\]|\\begin
 RAW_RST = re.compile(r"(?<![\w.])\.\. [a-z][\w:-]*::|:param \w+:|:returns?:|:raises \w+:|:rtype:")
 # A code cell that builds interactive widgets.
 INTERACT_CALL = re.compile(r"\binteract(?:ive|_manual)?\s*\(")
+# A MyST role shown as text instead of rendered ("{glue:text}`sigma_hat:.3f`", "{cite}`key`").
+RAW_ROLE = re.compile(r"\{(?:glue|cite|ref|numref|eq|doc|term|download|abbr|math)(?::[\w-]*)?\}")
+# A glue role in a notebook's markdown: {glue}`key`, {glue:text}`key:.3f`, {glue:md}`key` ...
+GLUE_ROLE = re.compile(r"\{glue(?::[\w-]*)?\}`[^`]+`")
+FENCED_CODE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n.*?^\1[ \t]*$", re.M | re.S)
 
 
 @dataclass
@@ -123,6 +134,21 @@ def interactive_pages(pages: list[str], repo: Path = REPO) -> set[str]:
                 found.add(page)
                 break
     return found
+
+
+def glue_roles(page: str, repo: Path = REPO) -> int:
+    """How many glue roles the markdown of the page's notebook (or .md page) has, outside code."""
+    sources = []
+    nb = repo / f"{page}.ipynb"
+    md = repo / f"{page}.md"
+    if nb.exists():
+        for cell in json.loads(nb.read_text(encoding="utf-8")).get("cells", []):
+            if cell.get("cell_type") == "markdown":
+                source = cell.get("source", "")
+                sources.append("".join(source) if isinstance(source, list) else source)
+    elif md.exists():
+        sources.append(md.read_text(encoding="utf-8"))
+    return sum(len(GLUE_ROLE.findall(FENCED_CODE.sub("", text))) for text in sources)
 
 
 # --------------------------------------------------------------------------- browser and site
@@ -260,6 +286,11 @@ PROBE_JS = r"""
   out.widgets = Array.from(document.querySelectorAll(
     'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets, .widget-area'
   )).map(describe);
+  out.pasted = Array.from(main.querySelectorAll(".pasted-text, .pasted-inline, .pasted-math"))
+    .filter((el) => !el.parentElement.closest(".pasted-text, .pasted-inline, .pasted-math"))
+    .map((el) => ({text: el.textContent.trim(), html: el.outerHTML.slice(0, 120)}));
+  out.systemMessages = Array.from(main.querySelectorAll(".system-message, .problematic"))
+    .map((el) => el.textContent.trim().replace(/\s+/g, " ").slice(0, 160));
   out.cells = Array.from(main.querySelectorAll("div.cell")).map((cell, index) => {
     const input = cell.querySelector(".cell_input");
     const next = cell.nextElementSibling;
@@ -276,6 +307,66 @@ PROBE_JS = r"""
   return out;
 }
 """
+
+
+# Move the slider of every to_jshtml() animation: the frame must change, and come back.
+ANIMATION_JS = r"""
+async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const loaded = async (img) => {
+    for (let i = 0; i < 50 && !(img.complete && img.naturalWidth > 0); i++) await sleep(50);
+    return img.complete && img.naturalWidth > 0;
+  };
+  const main = document.querySelector("#main-content") || document.body;
+  const blocks = Array.from(main.querySelectorAll(".animation"))
+    .filter((el) => el.querySelector('input[type="range"]'));
+  const out = [];
+  for (const [index, block] of blocks.entries()) {
+    const slider = block.querySelector('input[type="range"]');
+    const img = block.querySelector("img");
+    const r = {index, id: slider.id || "", min: Number(slider.min || 0), max: Number(slider.max || 0)};
+    if (!img) { r.error = "no <img> to show the frames"; out.push(r); continue; }
+    const move = async (value) => {
+      slider.value = String(value);
+      slider.dispatchEvent(new Event("input", {bubbles: true}));
+      slider.dispatchEvent(new Event("change", {bubbles: true}));
+      await sleep(150);
+      return {src: img.getAttribute("src") || "", ok: await loaded(img)};
+    };
+    const first = await move(r.min);
+    const last = await move(r.max);
+    const back = await move(r.min);
+    r.firstOk = first.ok; r.lastOk = last.ok;
+    r.changed = first.src !== last.src;
+    r.restored = back.src === first.src;
+    r.srcStart = first.src.slice(0, 60);
+    out.push(r);
+  }
+  return out;
+}
+"""
+
+
+def _check_animations(page, report: PageReport) -> None:
+    try:
+        animations = page.evaluate(ANIMATION_JS)
+    except Exception as exc:
+        report.fail(f"the animation check could not run: {exc}")
+        return
+    for a in animations:
+        where = f"animation {a['index']} (slider #{a['id']})" if a["id"] else f"animation {a['index']}"
+        if a.get("error"):
+            report.fail(f"{where}: {a['error']}")
+            continue
+        if a["max"] <= a["min"]:
+            report.fail(f"{where}: its slider has a single position ({a['min']}..{a['max']})")
+            continue
+        if not (a["firstOk"] and a["lastOk"]):
+            report.fail(f"{where}: a frame did not load (naturalWidth 0)")
+        if not a["changed"]:
+            report.fail(f"{where}: moving the slider from {a['min']} to {a['max']} did not change the frame")
+        elif not a["restored"]:
+            report.fail(f"{where}: moving the slider back to {a['min']} did not restore the first frame")
 
 
 def _wait_for_math(page, report: PageReport) -> None:
@@ -313,6 +404,7 @@ def check_page(
     interactive: bool,
     events: dict,
     screenshot: Path | None,
+    glue_expected: int = 0,
 ) -> PageReport:
     """Open ``url`` in ``page`` and run every check; ``events`` collects the listeners' findings."""
     report = PageReport(name)
@@ -356,6 +448,22 @@ def check_page(
         start = max(0, match.start() - 30)
         context = " ".join(data["text"][start : match.end() + 30].split())
         report.fail(f"raw TeX left in the page text: {match.group(0)!r} in '...{context}...'")
+
+    for match in RAW_ROLE.finditer(data["text"]):
+        start = max(0, match.start() - 30)
+        context = " ".join(data["text"][start : match.end() + 40].split())
+        report.fail(f"raw MyST role left in the page text: {match.group(0)!r} in '...{context}...'")
+    for msg in data["systemMessages"]:
+        report.fail(f"error box in the page (a role or directive that failed): {msg!r}")
+    for pasted in data["pasted"]:
+        if not pasted["text"]:
+            report.fail(f"an empty glued value: {pasted['html']}")
+    if len(data["pasted"]) < glue_expected:
+        report.fail(
+            f"{glue_expected - len(data['pasted'])} of the notebook's {glue_expected} glue roles pasted "
+            f"nothing on the page (a key that was not glued, or not found)"
+        )
+    _check_animations(page, report)
 
     for match in RAW_RST.finditer(data["text"]):
         start = max(0, match.start() - 30)
@@ -462,6 +570,7 @@ def run_check(
     context=None,
     screenshots: Path | None = None,
     check_index: bool = True,
+    sources: Path = REPO,
 ) -> list[PageReport]:
     """Check ``pages`` of the site; one report per page (and one for the front door).
 
@@ -478,6 +587,7 @@ def run_check(
                 context=context,
                 screenshots=screenshots,
                 check_index=check_index,
+                sources=sources,
             )
 
     reports = []
@@ -542,6 +652,7 @@ def run_check(
                         interactive=name in interactive,
                         events=events,
                         screenshot=shot,
+                        glue_expected=glue_roles(name, sources),
                     )
                 )
         finally:

@@ -184,3 +184,78 @@ def test_interactive_cell_without_its_static_figure_is_named(site_copy, chromium
     _assert_fails_on(
         _failures(site_copy, page, chromium), page, chromium, "interactive cell", "static figure"
     )
+
+
+# --------------------------------------------------------------------------- glue and animations
+
+
+def test_raw_glue_role_is_named(site_copy, chromium):
+    page = "book/intro"
+    _edit_main(site_copy / f"{page}.html", "<h1>", "<p>σ̂ = {glue:text}`sigma_hat:.3f` here.</p><h1>")
+    _assert_fails_on(_failures(site_copy, page, chromium), page, chromium, "raw MyST role", "{glue:text}")
+
+
+def test_glue_role_that_pasted_nothing_is_named(site_copy, chromium):
+    page = _page_with(r'<span class="pasted-text">')
+    _edit_main(site_copy / f"{page}.html", re.compile(r'<span class="pasted-text">[^<]*</span>'), "")
+    _assert_fails_on(_failures(site_copy, page, chromium), page, chromium, "glue roles pasted nothing")
+
+
+def test_empty_glued_value_is_named(site_copy, chromium):
+    page = _page_with(r'<span class="pasted-text">')
+    _edit_main(
+        site_copy / f"{page}.html",
+        re.compile(r'<span class="pasted-text">[^<]*</span>'),
+        '<span class="pasted-text"></span>',
+    )
+    _assert_fails_on(_failures(site_copy, page, chromium), page, chromium, "empty glued value")
+
+
+def _jshtml() -> str:
+    """A three-frame matplotlib to_jshtml() player, without its CDN stylesheet link."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=40)
+    (line,) = ax.plot([0, 1], [0, 0])
+    ax.set_ylim(-1, 3)
+
+    def draw(i):
+        line.set_ydata([0, i])
+        return (line,)
+
+    anim = animation.FuncAnimation(fig, draw, frames=3)
+    try:
+        html = anim.to_jshtml(default_mode="once")
+    finally:
+        plt.close(fig)
+    return re.sub(r'<link\s+rel="stylesheet"\s+href="https?://[^"]*"\s*/?>\s*', "", html)
+
+
+def _animated_page(site: Path) -> str:
+    """A page of ``site`` with a to_jshtml() animation: the book's own, else intro with one added."""
+    for page in ALL_PAGES:
+        path = site / f"{page}.html"
+        if path.is_file() and 'class="animation"' in path.read_text(encoding="utf-8"):
+            return page
+    _edit_main(site / "book/intro.html", "<h1>", f"<div>{_jshtml()}</div><h1>")
+    return "book/intro"
+
+
+def test_working_animation_passes(site_copy, chromium):
+    """The slider check itself passes a working player (the book's, or one added to a page)."""
+    page = _animated_page(site_copy)
+    new = [f for f in _failures(site_copy, page, chromium) if f not in _baseline(page, chromium)]
+    assert new == []
+
+
+def test_animation_slider_that_does_not_move_the_frame_is_named(site_copy, chromium):
+    page = _animated_page(site_copy)
+    # The slider no longer tells the player to show another frame.
+    _edit_main(site_copy / f"{page}.html", re.compile(r'oninput="[^"]*set_frame[^"]*"'), "")
+    _assert_fails_on(
+        _failures(site_copy, page, chromium), page, chromium, "animation 0", "did not change the frame"
+    )
