@@ -310,6 +310,38 @@ def scale_space_costs(rows: list[dict]) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- per-call overhead
+
+OVERHEAD_SHAPE = (1, 3, 32, 32)
+
+
+def overhead(device: torch.device, min_run_time: float = 0.5) -> dict[str, float]:
+    """Forward + backward time of a layer on a tiny ``(1, 3, 32, 32)`` input (microseconds).
+
+    At this size the work is negligible and the time is per-call overhead: argument
+    checks, kernel construction, device-to-host reads. Printed, not written to the CSV.
+    """
+    import kornia
+
+    torch.manual_seed(0)
+    x = torch.randn(OVERHEAD_SHAPE, device=device, requires_grad=True)
+    layers = {
+        "sigma.Blur2d()": sigma.Blur2d(1.5, device=device),
+        "sigma.Blur2d(radius=3)": sigma.Blur2d(1.5, radius=3, device=device),
+        "sigma.Blur2d(channels=3)": sigma.Blur2d(1.5, channels=3, device=device),
+        "sigma.Blur2d('full')": sigma.Blur2d(1.5, "full", device=device),
+        "sigma.Blur2d('full', radius=3)": sigma.Blur2d(1.5, "full", radius=3, device=device),
+    }
+    s = torch.tensor([[1.5, 1.5]], device=device, requires_grad=True)
+    kb = kornia.filters.GaussianBlur2d((7, 7), (1.5, 1.5), border_type="constant")
+    fns = {name: (lambda m=m: m(x).sum().backward()) for name, m in layers.items()}
+    fns["kornia.filters.GaussianBlur2d (fixed σ)"] = lambda: kb(x).sum().backward()
+    fns["kornia.filters.gaussian_blur2d (σ tensor)"] = lambda: (
+        kornia.filters.gaussian_blur2d(x, (7, 7), s, "constant").sum().backward()
+    )
+    return {name: med * 1e3 for name, (med, _) in measure(fns, device, min_run_time).items()}
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -322,6 +354,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="input shape B x C x H x W")
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS), help="comma-separated σ values")
     ap.add_argument("--ops", default=",".join(OPS), help="comma-separated blurs to time")
+    ap.add_argument("--overhead", action="store_true", help="only the per-call overhead table (tiny input)")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split("x"))
     sigmas = tuple(float(v) for v in args.sigmas.split(","))
@@ -331,6 +364,9 @@ def main(argv=None) -> int:
         ap.error(f"--ops: unknown {sorted(unknown)}; choose from {', '.join(OPS)}")
     dtypes = (torch.float32,) if args.quick else (torch.float32, torch.float64)
     min_run_time = args.min_run_time or (0.2 if args.quick else 1.0)
+    if args.overhead:
+        _print_overhead(device, min_run_time)
+        return 0
     info = machine(device)
     out = Path(
         args.out
@@ -388,7 +424,14 @@ def main(argv=None) -> int:
         for name, ok, detail in check_targets(rows):
             failed += not ok
             print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+    _print_overhead(device, min_run_time)
     return 1 if failed else 0
+
+
+def _print_overhead(device: torch.device, min_run_time: float) -> None:
+    print(f"# per-call overhead: forward + backward on {OVERHEAD_SHAPE}, float32, median")
+    for name, us in overhead(device, min_run_time).items():
+        print(f"  {name:44s} {us:8.1f} us")
 
 
 if __name__ == "__main__":

@@ -123,13 +123,37 @@ def check_radius_arg(radius: object, axes: int, name: str = "radius"):
     return check_radius(radius, name)
 
 
+def is_vmapped(t: Tensor) -> bool:
+    """Whether ``t`` is batched by ``torch.func.vmap`` (at any level of functorch wrapping)."""
+    f = torch._C._functorch
+    while f.is_functorch_wrapped_tensor(t):
+        if f.is_batchedtensor(t):
+            return True
+        t = f.get_unwrapped(t)
+    return False
+
+
 def values_checkable(t: Tensor) -> bool:
     """Whether value checks (which read tensor data, a device sync) may run on ``t``.
 
-    Not on meta tensors (they hold no data), and not while ``torch.compile`` traces
-    (a data-dependent branch would break the graph).
+    Not on meta tensors (they hold no data), not while ``torch.compile`` traces (a
+    data-dependent branch would break the graph), and not on a tensor batched by
+    ``torch.func.vmap`` (its values cannot be read).
     """
-    return t.device.type != "meta" and not torch.compiler.is_compiling()
+    return t.device.type != "meta" and not torch.compiler.is_compiling() and not is_vmapped(t)
+
+
+def read_largest(t: Tensor, name: str) -> float:
+    """The largest entry of ``t`` as a float (a device-to-host read): the kernel support.
+
+    A tensor batched by ``torch.func.vmap`` cannot be read; the caller must fix the support.
+    """
+    if is_vmapped(t):
+        raise ValueError(
+            f"{name} is batched by torch.func.vmap, so the kernel support cannot follow its value: "
+            "pass radius= to fix the support"
+        )
+    return float(t.detach().max())
 
 
 def _value_text(t: Tensor) -> str:
@@ -182,8 +206,8 @@ def scale_arg(
     Shapes: a number or a 0-dim tensor (one σ); ``(C,)`` (one per channel; ``channels``
     or ``x_shape[1]`` gives C when known); with ``x_shape`` given (a blur's input), also
     ``(B, C)``, ``(B, 1)``, ``(1, C)``: per sample (and channel). Every entry must be
-    finite and strictly positive; a number is checked in Python, a tensor with one
-    device-to-host read, skipped when ``check_values`` is false, while compiling and
+    finite and strictly positive; a number is checked in Python (always), a tensor with
+    one device-to-host read, skipped when ``check_values`` is false, while compiling and
     on meta tensors (then the returned largest value is None). Tensors keep their
     autograd history (moved with the differentiable :meth:`Tensor.to`).
     """
@@ -216,9 +240,7 @@ def scale_arg(
         return t, top
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number or a tensor, got {type(value).__name__}")
-    v = float(value)
-    if check_values:
-        _check_number(v, name)
+    v = _check_number(float(value), name)  # a number is checked always: no device read
     return torch.tensor(v, dtype=dtype or torch.get_default_dtype(), device=device), v
 
 

@@ -243,7 +243,9 @@ def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
 def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Tensor:
     """Spatial correlation along ``dim`` with ``corr`` (:class:`_ShiftCorr` or :class:`_BandCorr`)."""
     L = x.shape[dim]
-    w, h = fold_kernel(w, h, L, mode)
+    # the kernel follows the data's dtype: under autocast a blur inside a model receives the
+    # half-precision output of an earlier layer while its kernel comes from float32 parameters
+    w, h = fold_kernel(w.to(x.dtype), h, L, mode)
     if MODES[mode].index is None:  # zeros: the engines read zeros outside already
         return apply(corr, x, w, dim)
     return apply(corr, pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)

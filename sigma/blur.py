@@ -48,6 +48,7 @@ from ._checks import (
     check_radius_arg,
     own_radius,
     radius_for,
+    read_largest,
     scale_arg,
 )
 from ._conv import correlate2d, correlate_axis, correlate_separable
@@ -76,7 +77,7 @@ def _scale(x: Tensor, value, name: str, fixed: bool) -> tuple[Tensor, float | No
 
 def _half_size(s: Tensor, top: float | None, std_devs: float, name: str) -> int:
     """Half-size from the largest σ: ``top`` when already read, else one read now."""
-    return radius_for(top if top is not None else float(s.detach().max()), std_devs, name)
+    return radius_for(top if top is not None else read_largest(s, name), std_devs, name)
 
 
 # ----------------------------------------------------------------------------- per sample

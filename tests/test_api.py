@@ -322,3 +322,10 @@ def test_integer_images_are_refused_naming_the_dtype():
         sigma.blur2d_sphere(x, 1.0)
     with pytest.raises(TypeError, match="torch.uint8"):
         sigma.Blur2d()(x)
+
+
+def test_numbers_are_checked_even_with_radius():
+    with pytest.raises(sigma.ScaleError, match="sigma must be > 0"):
+        sigma.blur1d(_x1(), -1.0, radius=3)
+    with pytest.raises(sigma.ScaleError, match="sigma must be > 0"):
+        sigma.gauss1d(0.0, radius=3)

@@ -62,3 +62,9 @@ def test_baselines_compute_the_same_blur(bench):
     torch.testing.assert_close(bench.dense_blur(x, sigma.gauss2d_sphere(s)), ref, rtol=0, atol=1e-12)
     smap = torch.full((1, 1, 20, 20), 1.5, dtype=torch.float64)
     torch.testing.assert_close(bench.unfold_local(x, smap, 3), ref, rtol=0, atol=1e-12)
+
+
+def test_overhead_table_runs(bench, capsys):
+    assert bench.main(["--overhead", "--min-run-time", "0.01", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "sigma.Blur2d(radius=3)" in out and "kornia.filters.GaussianBlur2d" in out

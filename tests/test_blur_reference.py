@@ -58,13 +58,18 @@ def _configs_2d(seed: int, n: int = 4):
         yield (1, C, H, W), C if per_ch else None, rng, int(rng.integers(1, 5))
 
 
+def _dev(s, device):
+    """A σ on ``device`` (numbers stay numbers)."""
+    return s.to(device) if isinstance(s, torch.Tensor) else s
+
+
 def _x(shape, rng, dtype=np.float64) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 
 
 def _check(out: torch.Tensor, expected: np.ndarray, tol: float, what: str) -> None:
     assert out.shape == expected.shape, what
-    err = float(np.abs(out.detach().double().numpy() - expected).max())
+    err = float(np.abs(out.detach().double().cpu().numpy() - expected).max())
     assert err <= tol, f"{what}: max abs error {err:.3e} > {tol:.0e}"
 
 
@@ -73,12 +78,16 @@ def _check(out: torch.Tensor, expected: np.ndarray, tol: float, what: str) -> No
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
-def test_blur1d_matches_scipy(padding_mode, method):
+def test_blur1d_matches_scipy(padding_mode, method, device):
     rng = np.random.default_rng(1)
     for shape, s, sd in _configs_1d(10 * MODES.index(padding_mode) + ALL_METHODS.index(method)):
         x = _x(shape, rng)
         out = sigma.blur1d(
-            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode=padding_mode, method=method
+            torch.from_numpy(x).to(device),
+            _dev(_as_torch_sigma(s), device),
+            sd,
+            padding_mode=padding_mode,
+            method=method,
         )
         assert out.dtype == torch.float64
         _check(
@@ -103,12 +112,16 @@ def test_blur1d_kernel_wider_than_input_in_every_mode():
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
-def test_blur2d_sphere_matches_scipy(padding_mode, method):
+def test_blur2d_sphere_matches_scipy(padding_mode, method, device):
     for shape, ch, rng, sd in _configs_2d(2):
         s = _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_sphere(
-            torch.from_numpy(x), _as_torch_sigma(s), sd, padding_mode=padding_mode, method=method
+            torch.from_numpy(x).to(device),
+            _dev(_as_torch_sigma(s), device),
+            sd,
+            padding_mode=padding_mode,
+            method=method,
         )
         _check(
             out,
@@ -120,14 +133,14 @@ def test_blur2d_sphere_matches_scipy(padding_mode, method):
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
-def test_blur2d_diag_matches_scipy(padding_mode, method):
+def test_blur2d_diag_matches_scipy(padding_mode, method, device):
     for shape, ch, rng, sd in _configs_2d(3):
         sy, sx = _sigma(rng, ch), _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_diag(
-            torch.from_numpy(x),
-            _as_torch_sigma(sy),
-            _as_torch_sigma(sx),
+            torch.from_numpy(x).to(device),
+            _dev(_as_torch_sigma(sy), device),
+            _dev(_as_torch_sigma(sx), device),
             sd,
             padding_mode=padding_mode,
             method=method,
@@ -157,13 +170,17 @@ def test_blur2d_sphere_equals_diag_with_equal_sigmas():
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
-def test_blur2d_full_matches_dense_reference(padding_mode, method):
+def test_blur2d_full_matches_dense_reference(padding_mode, method, device):
     for shape, ch, rng, sd in _configs_2d(4, n=3):
         C = shape[1]
         cov = ref.random_cov(rng) if ch is None else np.stack([ref.random_cov(rng) for _ in range(C)])
         x = _x(shape, rng)
         out = sigma.blur2d_full(
-            torch.from_numpy(x), torch.from_numpy(cov), sd, padding_mode=padding_mode, method=method
+            torch.from_numpy(x).to(device),
+            torch.from_numpy(cov).to(device),
+            sd,
+            padding_mode=padding_mode,
+            method=method,
         )
         _check(
             out,

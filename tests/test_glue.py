@@ -1,4 +1,4 @@
-"""sigma.book.glue: myst-nb's glue where myst-nb is installed, and the same output without it.
+"""sigma.book.glue writes the same output as myst-nb's glue, with or without myst-nb installed.
 
 A chapter opened alone (a hosted notebook service) has the package but not myst-nb; its glue
 calls must still produce the outputs that the site's builder and nbval read. Each case glues

@@ -34,9 +34,10 @@ def test_plot_kernels_centres_each_kernel_on_zero():
     small, large = torch.tensor([0.25, 0.5, 0.25]), torch.tensor([0.1, 0.2, 0.4, 0.2, 0.1])
     ax = splot.plot_kernels({"h = 1": small, "h = 2": large}, title="kernels")
     assert _labelled(ax) and ax.get_legend() is not None
-    xs = [list(line.get_xdata()) for line in ax.lines]
+    stems = ax.containers  # one stem plot per kernel, side by side around each offset
+    xs = [[round(float(v)) for v in c.markerline.get_xdata()] for c in stems]
     assert xs == [[-1, 0, 1], [-2, -1, 0, 1, 2]]
-    assert list(ax.lines[1].get_ydata()) == pytest.approx(large.tolist())
+    assert list(stems[1].markerline.get_ydata()) == pytest.approx(large.tolist())
 
 
 @pytest.mark.parametrize("bad", [{}, {"even": torch.ones(4)}, {"2d": torch.ones(3, 3)}])

@@ -176,6 +176,26 @@ def test_cpu_autocast_bfloat16(method):
         assert err < 3e-2, f"{type(m).__name__}: relative error {err:.2e}"  # bfloat16 has 8 bits
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_autocast_float16():
+    torch.manual_seed(0)
+    for m in (
+        sigma.Blur2d(1.7),
+        sigma.Blur2d(structure="full"),
+        sigma.GaussConv2d(3, 4),
+        sigma.DynamicBlur2d(3),
+    ):
+        m = m.cuda()
+        x = torch.randn(2, 3, 20, 20, device="cuda")
+        ref = m(x)
+        with torch.autocast("cuda", dtype=torch.float16):
+            y = m(x)
+        y.float().pow(2).sum().backward()
+        for p in m.parameters():
+            assert p.dtype == torch.float32 and p.grad is not None and torch.isfinite(p.grad).all()
+        assert float((y.float() - ref).abs().max() / ref.abs().max()) < 5e-3  # float16 has 11 bits
+
+
 def test_channels_last_inputs_give_the_same_result():
     x = _x(2, 3, 14, 12)
     xc = x.to(memory_format=torch.channels_last)
@@ -241,3 +261,35 @@ def test_blurs_under_vmap_and_grad():
     torch.testing.assert_close(y[1], sigma.blur2d_local_sphere(x[1], smap[1], radius=3), rtol=0, atol=1e-12)
     g = grad(lambda mi: sigma.blur2d_local_sphere(x[0], mi, radius=3).sum())(smap[0])
     assert g.shape == smap[0].shape
+
+
+def test_vmap_over_sigma_needs_a_radius_and_says_so():
+    from torch.func import vmap
+
+    x = _x(1, 2, 10, 10)
+    s = torch.tensor([1.0, 2.0], dtype=f64)
+    with pytest.raises(ValueError, match="pass radius="):
+        vmap(lambda si: sigma.blur2d_sphere(x, si))(s)
+    y = vmap(lambda si: sigma.blur2d_sphere(x, si, radius=4))(s)
+    torch.testing.assert_close(y[1], sigma.blur2d_sphere(x, 2.0, radius=4), rtol=0, atol=1e-12)
+    # over the input only, the support follows a σ that is not batched
+    y = vmap(lambda xi: sigma.blur2d_sphere(xi, s[1]))(x[None].expand(3, 1, 2, 10, 10))
+    torch.testing.assert_close(y[0], sigma.blur2d_sphere(x, 2.0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("method", ["auto", "direct", "matmul"])
+def test_cpu_autocast_bfloat16_activation_input(method, per_channel):
+    # Inside a model under autocast a blur receives the bfloat16 output of an earlier layer
+    # while its kernel is built from float32 parameters.
+    torch.manual_seed(0)
+    m = sigma.Blur2d(2.0, channels=8 if per_channel else None, radius=5, method=method)
+    x = torch.randn(4, 8, 32, 32)
+    ref = m(x.bfloat16().float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x.bfloat16())
+    y.float().pow(2).sum().backward()
+    assert m.log_sigma.dtype == torch.float32 and m.log_sigma.grad.dtype == torch.float32
+    assert torch.isfinite(m.log_sigma.grad).all()
+    err = float((y.float() - ref).abs().max() / ref.abs().max())
+    assert err < 3e-2

@@ -2,9 +2,10 @@
 
 A chapter computes a number in a code cell and calls ``glue("name", value)``; its
 markdown writes ``{glue:text}`name:.3f``` and the built page prints exactly that value.
-This is myst-nb's ``glue`` (the site's builder reads its output format). A notebook
-opened alone, where myst-nb is not installed, gets the same output from the few lines
-below, so every chapter runs with only the package installed.
+The output is exactly what myst-nb's ``glue`` writes (the site's builder reads that
+format; tests/test_glue.py compares the two), produced by the few lines below rather than
+by importing myst-nb, which pulls in Sphinx and costs seconds per chapter, and which a
+notebook opened alone does not have.
 """
 
 from __future__ import annotations
@@ -31,13 +32,6 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got name={name!r}")
-    try:
-        from myst_nb import glue as _myst_glue
-    except ImportError:
-        _myst_glue = None
-    if _myst_glue is not None:
-        _myst_glue(name, value, display=display)
-        return
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 

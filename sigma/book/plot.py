@@ -87,18 +87,19 @@ def plot_kernels(
     *,
     title: str,
     ax=None,
-    ylabel: str = "weight g[t]",
+    ylabel: str = "weight g[j]",
 ):
-    """Plot 1D kernels against their tap offsets ``t = -h, ..., h``, all centred on 0.
+    """Plot 1D kernels as stems at their tap offsets ``j = -r, ..., r``, all centred on 0.
 
     Kernels of different sizes share one axis, so truncation and width compare at a
-    glance; each tap is marked, since a kernel only exists at integer offsets.
+    glance. Each tap is a stem, since a kernel only exists at integer offsets; with
+    several kernels the stems of one offset stand a little apart, so none hides another.
 
     Args:
         kernels: legend label mapped to a kernel of shape ``(2h+1,)`` (any odd length).
         title: the axis title (state σ there).
         ax: axis to draw on. Default: None (a new figure).
-        ylabel: y-axis label. Default: ``'weight g[t]'``.
+        ylabel: y-axis label. Default: ``'weight g[j]'``.
 
     Returns:
         The matplotlib axis.
@@ -113,10 +114,17 @@ def plot_kernels(
             raise ValueError(f"kernels[{label!r}] must be 1D with an odd length, got shape {tuple(k.shape)}")
     plt = _plt()
     ax = ax or plt.subplots()[1]
-    for label, k in kernels.items():
-        h = (k.numel() - 1) // 2
-        ax.plot(range(-h, h + 1), k.detach().cpu().numpy(), "o-", ms=4, label=label)
-    ax.set(title=title, xlabel="offset t (pixels)", ylabel=ylabel)
+    for i, (label, k) in enumerate(kernels.items()):
+        r = (k.numel() - 1) // 2
+        shift = 0.15 * (i - (len(kernels) - 1) / 2)
+        offsets = [j + shift for j in range(-r, r + 1)]
+        color = f"C{i % 10}"
+        markers, _, _ = ax.stem(
+            offsets, k.detach().cpu().numpy(), linefmt=color, markerfmt="o", basefmt=" ", label=label
+        )
+        markers.set(color=color, markersize=4)
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set(title=title, xlabel="tap offset j (pixels)", ylabel=ylabel)
     ax.xaxis.get_major_locator().set_params(integer=True)
     if len(kernels) > 1:
         ax.legend()

@@ -18,6 +18,7 @@ every request that is not to the loopback server blocked. For each page it check
 * glued values are pasted: no raw MyST role (``{glue:text}``, ``{cite}`` ...) is left in the page
   text, no docutils error box is shown, every pasted value is non-empty, and the page pastes as
   many values as its notebook's markdown has glue roles (a key that was not found pastes nothing);
+* on a notebook page, the Binder and Colab launch buttons open that page's own notebook;
 * every kernel-free animation (matplotlib's ``to_jshtml()``: an ``<input type="range">`` inside
   an ``.animation`` block) works offline: moving its slider changes the displayed frame, and
   moving it back restores the first one.
@@ -405,6 +406,7 @@ def check_page(
     events: dict,
     screenshot: Path | None,
     glue_expected: int = 0,
+    notebook: bool = False,
 ) -> PageReport:
     """Open ``url`` in ``page`` and run every check; ``events`` collects the listeners' findings."""
     report = PageReport(name)
@@ -464,6 +466,18 @@ def check_page(
             f"nothing on the page (a key that was not glued, or not found)"
         )
     _check_animations(page, report)
+    if notebook:  # Binder and Colab open this page's own notebook
+        docname = name.removesuffix(".html")
+        launch = [
+            link["href"]
+            for link in data["links"]
+            if "mybinder.org" in link["href"] or "colab.research.google.com" in link["href"]
+        ]
+        if not launch:
+            report.fail("no Binder or Colab launch button on a notebook page")
+        for href in launch:
+            if not href.endswith(f"/{docname}.ipynb"):
+                report.fail(f"launch button {href} does not open {docname}.ipynb")
 
     for match in RAW_RST.finditer(data["text"]):
         start = max(0, match.start() - 30)
@@ -653,6 +667,7 @@ def run_check(
                         events=events,
                         screenshot=shot,
                         glue_expected=glue_roles(name, sources),
+                        notebook=(sources / f"{name}.ipynb").is_file(),
                     )
                 )
         finally:

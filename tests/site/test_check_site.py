@@ -259,3 +259,14 @@ def test_animation_slider_that_does_not_move_the_frame_is_named(site_copy, chrom
     _assert_fails_on(
         _failures(site_copy, page, chromium), page, chromium, "animation 0", "did not change the frame"
     )
+
+
+def test_launch_button_to_another_notebook_is_named(site_copy, chromium):
+    page = "book/recovery_1d"
+    path = site_copy / f"{page}.html"
+    text = path.read_text(encoding="utf-8")
+    assert "urlpath=lab/tree/book/recovery_1d.ipynb" in text
+    path.write_text(
+        text.replace("urlpath=lab/tree/book/recovery_1d.ipynb", "urlpath=lab/tree/recovery_1d.ipynb")
+    )
+    _assert_fails_on(_failures(site_copy, page, chromium), page, chromium, "launch button", "mybinder.org")
