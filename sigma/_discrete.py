@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ._checks import values_checkable
+from ._conv import apply, eager_twin
 
 #: Taps computed beyond the outermost one a kernel uses: each derivative in t reads
 #: one tap further out, and the kernel's t-derivatives up to the second are exact.
@@ -80,23 +81,34 @@ def _taps(t: Tensor, n_max: int, t_top: float) -> Tensor:
 
 
 class _DiscreteGauss(torch.autograd.Function):
-    """``T(n; t)`` for ``n = 0..n_max`` with the heat-equation derivative in ``t``."""
+    """``T(n; t)`` for ``n = 0..n_max + 1`` with the heat-equation derivative in ``t``.
+
+    The last tap only serves as the right neighbour of the one before it; its own
+    derivative (which would need ``T(n_max + 2)``) takes itself as that neighbour, so callers
+    use taps up to ``n_max`` only (see :data:`EXTRA`). New-style (``setup_context``, a
+    generated vmap rule) for ``torch.func``; the eager path uses its old-style twin.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, t: Tensor, n_max: int, t_top: float) -> Tensor:
-        full = _taps(t, n_max + 1, t_top)
-        out = full[..., : n_max + 1]
-        ctx.edge = full[..., n_max + 1 :]  # T(n_max + 1): a constant beyond the outputs
-        ctx.save_for_backward(out)
-        return out
+    def forward(t: Tensor, n_max: int, t_top: float) -> Tensor:
+        return _taps(t, n_max + 1, t_top)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         (out,) = ctx.saved_tensors
         left = torch.cat([out[..., 1:2], out[..., :-1]], -1)  # T(n - 1), T(-1) = T(1)
-        right = torch.cat([out[..., 1:], ctx.edge], -1)  # T(n + 1)
+        right = torch.cat([out[..., 1:], out[..., -1:]], -1)  # T(n + 1)
         dt = 0.5 * (left + right) - out
         return (g * dt).sum(-1), None, None
+
+
+_DiscreteGauss.eager = eager_twin(_DiscreteGauss)
 
 
 def discrete_taps(s: Tensor, n_max: int, sigma_top: float | None = None) -> Tensor:
@@ -109,5 +121,5 @@ def discrete_taps(s: Tensor, n_max: int, sigma_top: float | None = None) -> Tens
     if sigma_top is None:
         sigma_top = float(s.detach().max()) if values_checkable(s) and s.numel() else float(n_max)
     t = s * s
-    half = _DiscreteGauss.apply(t, n_max + EXTRA, sigma_top * sigma_top)[..., : n_max + 1]
+    half = apply(_DiscreteGauss, t, n_max + EXTRA, sigma_top * sigma_top)[..., : n_max + 1]
     return torch.cat([half.flip(-1), half[..., 1:]], -1)

@@ -173,3 +173,19 @@ def test_sigma_to_zero_returns_the_input_with_finite_gradients():
     torch.testing.assert_close(y, x, rtol=0, atol=1e-7)
     y.sum().backward()
     assert torch.isfinite(s.grad)
+
+
+def test_discrete_kernel_under_torch_func_and_compile():
+    x = torch.randn(2, 3, 16, dtype=f64)
+
+    def loss(s):
+        return sigma.blur1d(x, s, kernel="discrete", order=1, radius=3).pow(2).sum()
+
+    s = torch.tensor(1.2, dtype=f64, requires_grad=True)
+    loss(s).backward()
+    torch.testing.assert_close(torch.func.grad(loss)(torch.tensor(1.2, dtype=f64)), s.grad)
+    sv = torch.tensor([0.5, 1.0, 2.0], dtype=f64)
+    batched = torch.func.vmap(lambda v: sigma.gauss1d(v, kernel="discrete", order=2, radius=4))(sv)
+    torch.testing.assert_close(batched, sigma.gauss1d(sv, kernel="discrete", order=2, radius=4))
+    m = sigma.Blur1d(1.0, kernel="discrete", radius=3, order=1, dtype=f64)
+    torch.testing.assert_close(torch.compile(m, fullgraph=True)(x), m(x))
