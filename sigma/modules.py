@@ -251,24 +251,56 @@ def _full_from_cov(cov, dtype, device) -> Tensor:
     return init
 
 
+def _sphere_cov(m: Blur2d) -> Tensor:
+    s = m.log_sigma.exp()
+    return torch.diag_embed(torch.stack([s, s], -1) ** 2)
+
+
+def _diag_cov(m: Blur2d) -> Tensor:
+    return torch.diag_embed(m.log_sigma.exp() ** 2)
+
+
+def _full_cov(m: Blur2d) -> Tensor:
+    return _logchol_to_cov(m.logchol)
+
+
+def _log_sigma_exp(m: Blur2d) -> Tensor:
+    return m.log_sigma.exp()
+
+
+def _marginal_sigma(m: Blur2d) -> Tensor:
+    return torch.diagonal(_full_cov(m), dim1=-2, dim2=-1).sqrt()
+
+
 @dataclass(frozen=True)
 class _Structure:
-    """One row of the :class:`Blur2d` structure table."""
+    """One row of the :class:`Blur2d` structure table: everything a structure defines."""
 
     param: str  # name of the learnable tensor
-    shape: str  # its shape, shared / per channel (for the docs)
+    trailing: int  # its dims for one channel (per channel, one more leading dim)
     kernels: frozenset[str]  # the kernel types it supports
-    init: Callable  # (sigma, channels, dtype, device) -> the parameter for one channel
+    init: Callable  # (sigma, channels, dtype, device) -> the parameter
     forward: Callable  # (module, x) -> output
+    sigma: Callable  # module -> the .sigma property
+    cov: Callable  # module -> the .cov property
     from_cov: Callable | None = None  # (cov, dtype, device) -> the parameter, if cov= can set it
 
 
-#: The :class:`Blur2d` structures; adding one is one row here.
+#: The :class:`Blur2d` structures; adding one is one row here (and its functions above).
 STRUCTURES: dict[str, _Structure] = {
-    "sphere": _Structure("log_sigma", "() or (C,)", KERNEL_TYPES, _sphere_init, _sphere_forward),
-    "diag": _Structure("log_sigma", "(2,) or (C, 2)", KERNEL_TYPES, _diag_init, _diag_forward),
+    "sphere": _Structure(
+        "log_sigma", 0, KERNEL_TYPES, _sphere_init, _sphere_forward, _log_sigma_exp, _sphere_cov
+    ),
+    "diag": _Structure("log_sigma", 1, KERNEL_TYPES, _diag_init, _diag_forward, _log_sigma_exp, _diag_cov),
     "full": _Structure(
-        "logchol", "(3,) or (C, 3)", frozenset({"sampled"}), _full_init, _full_forward, _full_from_cov
+        "logchol",
+        1,
+        frozenset({"sampled"}),
+        _full_init,
+        _full_forward,
+        _marginal_sigma,
+        _full_cov,
+        _full_from_cov,
     ),
 }
 
@@ -359,7 +391,7 @@ class Blur2d(_BlurOptions):
             init = spec.from_cov(cov, dtype, device)
         else:
             init = spec.init(sigma, self.channels, dtype, device)
-        if self.channels is not None and init.dim() < (1 if structure == "sphere" else 2):
+        if self.channels is not None and init.dim() == spec.trailing:
             init = init.expand(self.channels, *init.shape)
         setattr(self, spec.param, nn.Parameter(init.clone()))
 
@@ -369,19 +401,12 @@ class Blur2d(_BlurOptions):
 
         For ``'full'``, the square roots of the covariance's diagonal (the marginal σ).
         """
-        if self.structure == "full":
-            return torch.diagonal(self.cov, dim1=-2, dim2=-1).sqrt()
-        return self.log_sigma.exp()
+        return STRUCTURES[self.structure].sigma(self)
 
     @property
     def cov(self) -> Tensor:
         """The covariance in (row, col) coordinates, shape ``(2, 2)`` or ``(C, 2, 2)``."""
-        if self.structure == "full":
-            return _logchol_to_cov(self.logchol)
-        s = self.log_sigma.exp()
-        if self.structure == "sphere":
-            s = torch.stack([s, s], -1)
-        return torch.diag_embed(s**2)
+        return STRUCTURES[self.structure].cov(self)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_x(x, 4)
