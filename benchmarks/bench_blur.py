@@ -12,7 +12,10 @@ and float64. Compared implementations:
 * the original-style blur: channels packed into the batch and a single-channel
   separable ``conv2d`` per axis;
 * a dense 2D depthwise convolution with the full k x k kernel;
-* for the per-pixel blur, an im2col implementation (``F.unfold``) of the same sum.
+* for the per-pixel blur, an im2col implementation (``F.unfold``) of the same sum;
+* scale-space variants of ``blur2d_sphere`` (op ``scale_space``, σ in {1, 4, 16}): the
+  Gaussian derivatives ``order=(1, 1)`` and ``order=(2, 0)`` and ``kernel='discrete'``
+  beside the plain blur (``order=0``), reported as their cost relative to it.
 
 Slow baselines are skipped where a single run would take too long (the table says
 which). Results go to ``sigma/book/results/blur_<device>.csv`` together with the
@@ -45,7 +48,15 @@ DENSE_MAX_SIGMA = 8.0
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
-OPS = ("blur2d_sphere", "blur2d_full", "blur2d_local_sphere")
+OPS = ("blur2d_sphere", "blur2d_full", "blur2d_local_sphere", "scale_space")
+SCALE_SPACE_SIGMAS = (1.0, 4.0, 16.0)
+#: scale_space rows: implementation name -> blur2d_sphere options
+SCALE_SPACE = {
+    "order=0": {},
+    "order=(1,1)": {"order": (1, 1)},
+    "order=(2,0)": {"order": (2, 0)},
+    "discrete": {"kernel": "discrete"},
+}
 ROUNDS = 3  # implementations take turns this many times (see `measure`)
 
 
@@ -157,6 +168,9 @@ def cases(op: str, s: float, x: torch.Tensor):
             out.append(
                 ("dense_conv", fb(lambda: dense_blur(x, sigma.gauss2d_full(sigma.logchol_to_cov(logchol)))))
             )
+    elif op == "scale_space" and s in SCALE_SPACE_SIGMAS:
+        for name, opts in SCALE_SPACE.items():
+            out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(x, p, STD_DEVS, **opts))))
     elif op == "blur2d_local_sphere" and s <= LOCAL_MAX_SIGMA:
         gen = torch.Generator().manual_seed(0)
         base = (0.5 + 0.5 * torch.rand(x.shape[0], 1, *x.shape[2:], generator=gen)).to(device, dtype)
@@ -280,6 +294,22 @@ def check_targets(rows: list[dict]) -> list[tuple[str, bool, str]]:
     return results
 
 
+def scale_space_costs(rows: list[dict]) -> list[str]:
+    """Cost of each scale-space variant relative to the plain blur (``order=0``), per dtype and σ."""
+    base = {
+        (r["dtype"], float(r["sigma"])): float(r["median_ms"])
+        for r in rows
+        if r["op"] == "scale_space" and r["impl"] == "order=0"
+    }
+    lines = []
+    for r in rows:
+        key = (r["dtype"], float(r["sigma"]))
+        if r["op"] == "scale_space" and r["impl"] != "order=0" and key in base:
+            ratio = float(r["median_ms"]) / base[key]
+            lines.append(f"{r['impl']:12s} {r['dtype']:8s} σ = {key[1]:<4g} {ratio:5.2f} x order=0")
+    return lines
+
+
 # ----------------------------------------------------------------------------- per-call overhead
 
 OVERHEAD_SHAPE = (1, 3, 32, 32)
@@ -383,6 +413,11 @@ def main(argv=None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     print(f"# wrote {len(rows)} rows to {out} in {time.time() - start:.0f} s")
+    costs = scale_space_costs(rows)
+    if costs:
+        print("# scale space: cost relative to the plain blur")
+        for line in costs:
+            print("  " + line)
     failed = 0
     if torch.float32 in dtypes:
         print("# targets (float32):")

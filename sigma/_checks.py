@@ -17,7 +17,7 @@ from torch import Tensor
 from ._padding import PADDING_MODES  # noqa: F401  (re-exported: the one table of modes)
 
 METHODS = frozenset({"auto", "direct", "matmul", "fft"})
-KERNEL_TYPES = frozenset({"sampled", "erf"})
+KERNEL_TYPES = frozenset({"sampled", "erf", "discrete"})
 
 #: Largest kernel half-size (in pixels) any function will build. A kernel of
 #: ``2 * MAX_RADIUS + 1`` taps covers σ up to 2048 at the default ``std_devs=2``;
@@ -358,3 +358,28 @@ def check_cov(
             "parameterize it with sigma.logchol_to_cov to keep it valid during training"
         )
     return (cov, (amax, cmax)) if return_max else cov
+
+
+#: Highest derivative order the blurs build.
+MAX_ORDER = 3
+
+
+def check_order(order: object, axes: int, name: str = "order"):
+    """``order=`` of a blur: an int in ``[0, MAX_ORDER]`` for every axis, or (``axes == 2``)
+    a pair ``(order_y, order_x)``. Returns an int (1 axis) or a pair of ints (2 axes)."""
+    if axes == 2 and isinstance(order, (tuple, list)):
+        if len(order) != 2:
+            raise ValueError(f"{name} must be an int or a pair (order_y, order_x), got {name}={order!r}")
+        return tuple(check_int(o, name, 0, MAX_ORDER) for o in order)
+    o = check_int(order, name, 0, MAX_ORDER)
+    return (o, o) if axes == 2 else o
+
+
+def check_gamma(gamma: object, name: str = "gamma") -> float:
+    """``gamma=`` of a derivative blur: a finite real number (``σ ** (gamma * order)`` scaling)."""
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(gamma).__name__}")
+    gamma = float(gamma)
+    if not math.isfinite(gamma):
+        raise ValueError(f"{name} must be finite, got {name}={gamma}")
+    return gamma

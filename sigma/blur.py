@@ -41,7 +41,9 @@ from ._checks import (
     METHODS,
     PADDING_MODES,
     check_choice,
+    check_gamma,
     check_input,
+    check_order,
     check_positive_real,
     check_radius_arg,
     own_radius,
@@ -117,21 +119,26 @@ def _identity(y: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- builders
 
 
-def _blur1d(x, s, h, own, padding_mode, kernel, method):
+def _blur1d(x, s, h, own, padding_mode, kernel, method, order=0, gamma=0.0):
     """Unchecked blur1d: ``s`` a checked σ tensor, ``h`` the half-size, ``own`` the
-    ``std_devs`` of the own-support truncation (None: every kernel uses ``h``)."""
+    ``std_devs`` of the own-support truncation (None: every kernel uses ``h``);
+    ``order``/``gamma`` the derivative order and its scale normalization."""
     x, (s,), unfold = _per_sample(x, [s])
-    w = _gauss1d(s, h, kernel, own)
+    w = _gauss1d(s, h, kernel, own, order=order, gamma=gamma)
     return unfold(correlate_axis(x, w, -1, padding_mode, method))
 
 
-def _blur2d_sep(x, sy, sx, hy, hx, own, padding_mode, kernel, method):
-    """Unchecked separable 2D blur (``blur2d_sphere`` passes the same σ twice)."""
+def _blur2d_sep(x, sy, sx, hy, hx, own, padding_mode, kernel, method, order=(0, 0), gamma=0.0):
+    """Unchecked separable 2D blur (``blur2d_sphere`` passes the same σ twice);
+    ``order = (order_y, order_x)``."""
     same = sy is sx
     x, scales, unfold = _per_sample(x, [sy] if same else [sy, sx])
     sy, sx = (scales[0], scales[0]) if same else scales
-    wy = _gauss1d(sy, hy, kernel, own)
-    wx = wy if same and hx == hy else _gauss1d(sx, hx, kernel, own)
+    wy = _gauss1d(sy, hy, kernel, own, order=order[0], gamma=gamma)
+    if same and hx == hy and order[0] == order[1]:
+        wx = wy
+    else:
+        wx = _gauss1d(sx, hx, kernel, own, order=order[1], gamma=gamma)
     return unfold(correlate_separable(x, wy, wx, padding_mode, method))
 
 
@@ -169,6 +176,8 @@ def blur1d(
     kernel: str = "sampled",
     method: str = "auto",
     radius: int | tuple[int, int] | None = None,
+    order: int = 0,
+    gamma: float = 0.0,
 ) -> Tensor:
     r"""Blur 1D signals with a Gaussian of standard deviation ``sigma``.
 
@@ -183,12 +192,18 @@ def blur1d(
             Positional (the only option that is). Default: 2.
         padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
             ``'circular'`` (see :mod:`sigma._padding`). Keyword-only. Default: ``'zeros'``.
-        kernel: ``'sampled'`` or ``'erf'`` (see :func:`sigma.gauss1d`). Default: ``'sampled'``.
+        kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`).
+            Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
         radius: fixed half-size of every kernel (an int; 2D blurs also take a pair
             ``(h_y, h_x)``) instead of ``std_devs``: no device-to-host read, one
             ``torch.compile`` graph for every σ, and tensor σ values are not checked.
             Default: None.
+        order: derivative order 0..3: the output is the order-th derivative of the
+            blurred signal (with ``'sampled'``, exactly ``scipy.ndimage.gaussian_filter1d(
+            x, σ, order=order, radius=h)``; the other kernels are defined in
+            :mod:`sigma.kernels`). Default: 0.
+        gamma: scale-normalized derivatives: multiply by ``σ ** (gamma * order)``. Default: 0.
 
     Returns:
         Blurred signals, shape ``(B, C, L)``, same dtype and device as ``x``.
@@ -211,11 +226,12 @@ def blur1d(
         tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545], dtype=torch.float64)
     """
     std_devs, radius = _options(x, 3, std_devs, padding_mode, method, kernel, radius)
+    order, gamma = check_order(order, 1), check_gamma(gamma)
     s, top = _scale(x, sigma, "sigma", radius is not None)
     if radius is not None:
-        return _blur1d(x, s, radius, None, padding_mode, kernel, method)
+        return _blur1d(x, s, radius, None, padding_mode, kernel, method, order, gamma)
     h = _half_size(s, top, std_devs, "sigma")
-    return _blur1d(x, s, h, std_devs, padding_mode, kernel, method)
+    return _blur1d(x, s, h, std_devs, padding_mode, kernel, method, order, gamma)
 
 
 def blur2d_sphere(
@@ -227,6 +243,8 @@ def blur2d_sphere(
     kernel: str = "sampled",
     method: str = "auto",
     radius: int | tuple[int, int] | None = None,
+    order: int | tuple[int, int] = 0,
+    gamma: float = 0.0,
 ) -> Tensor:
     r"""Blur images with an isotropic Gaussian of standard deviation ``sigma``.
 
@@ -237,7 +255,9 @@ def blur2d_sphere(
         x: images, shape ``(B, C, H, W)``, floating point.
         sigma: σ in pixels, a positive number or a tensor of shape ``()``, ``(C,)``,
             ``(B, C)`` or ``(B, 1)`` (see :func:`blur1d`).
-        std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
+        std_devs, padding_mode, kernel, method, radius, gamma: as in :func:`blur1d`.
+        order: derivative order, an int for both axes or a pair ``(order_y, order_x)``,
+            each 0..3 (see :func:`blur2d_diag`). Default: 0.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -251,11 +271,12 @@ def blur2d_sphere(
         torch.Size([2, 3, 16, 16])
     """
     std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
+    order, gamma = check_order(order, 2), check_gamma(gamma)
     s, top = _scale(x, sigma, "sigma", radius is not None)
     if radius is not None:
-        return _blur2d_sep(x, s, s, *radius, None, padding_mode, kernel, method)
+        return _blur2d_sep(x, s, s, *radius, None, padding_mode, kernel, method, order, gamma)
     h = _half_size(s, top, std_devs, "sigma")
-    return _blur2d_sep(x, s, s, h, h, std_devs, padding_mode, kernel, method)
+    return _blur2d_sep(x, s, s, h, h, std_devs, padding_mode, kernel, method, order, gamma)
 
 
 def blur2d_diag(
@@ -268,6 +289,8 @@ def blur2d_diag(
     kernel: str = "sampled",
     method: str = "auto",
     radius: int | tuple[int, int] | None = None,
+    order: int | tuple[int, int] = 0,
+    gamma: float = 0.0,
 ) -> Tensor:
     r"""Blur images with an axis-aligned Gaussian: ``sigma_y`` down the rows, ``sigma_x`` along the columns.
 
@@ -280,6 +303,13 @@ def blur2d_diag(
             ``(B, C)`` / ``(B, 1)``.
         sigma_x: σ along the width axis, same forms.
         std_devs, padding_mode, kernel, method, radius: as in :func:`blur1d`.
+        order: derivative order, an int for both axes or a pair ``(order_y, order_x)``,
+            each 0..3: ``order=(1, 0)`` is ∂/∂y of the blurred image, ``(0, 2)`` is
+            ∂²/∂x². With ``'sampled'`` the result equals ``scipy.ndimage.gaussian_filter(
+            x, (σ_y, σ_x), order=order, radius=(h_y, h_x))`` in every padding mode.
+            Default: 0.
+        gamma: scale normalization, ``σ_y ** (gamma * order_y) * σ_x ** (gamma * order_x)``.
+            Default: 0.
 
     Returns:
         Blurred images, shape ``(B, C, H, W)``.
@@ -293,13 +323,14 @@ def blur2d_diag(
         torch.Size([1, 1, 8, 32])
     """
     std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
+    order, gamma = check_order(order, 2), check_gamma(gamma)
     sy, ty = _scale(x, sigma_y, "sigma_y", radius is not None)
     sx, tx = _scale(x, sigma_x, "sigma_x", radius is not None)
     if radius is not None:
-        return _blur2d_sep(x, sy, sx, *radius, None, padding_mode, kernel, method)
+        return _blur2d_sep(x, sy, sx, *radius, None, padding_mode, kernel, method, order, gamma)
     hy = _half_size(sy, ty, std_devs, "sigma_y")
     hx = _half_size(sx, tx, std_devs, "sigma_x")
-    return _blur2d_sep(x, sy, sx, hy, hx, std_devs, padding_mode, kernel, method)
+    return _blur2d_sep(x, sy, sx, hy, hx, std_devs, padding_mode, kernel, method, order, gamma)
 
 
 def blur2d_full(

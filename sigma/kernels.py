@@ -19,6 +19,32 @@ they share one array of half-size ``h`` from the largest σ, but each kernel is
 truncated at its *own* half-size (taps beyond it are zero) and normalized over its
 own support, so each equals the kernel its σ gives alone.
 
+The ``'discrete'`` kernel is Lindeberg's discrete Gaussian :math:`T(n; t) = e^{-t} I_n(t)`
+with :math:`t = \sigma^2` (:mod:`sigma._discrete`: Bessel-function ratios by a backward
+recurrence, exact in every tap in float32 and float64, with the exact σ-gradient of the
+discrete heat equation :math:`\partial_t T(n) = \tfrac12 (T(n-1) + T(n+1)) - T(n)`), on the
+same support and renormalized the same way. Unlike the sampled kernel it keeps the
+scale-space properties for every σ: its variance is exactly σ² before truncation, and
+blurring with :math:`t_1` then :math:`t_2` is blurring with :math:`t_1 + t_2`.
+
+Derivatives (``order=m``, 0 to 3) are correlation kernels, so a blur with them
+computes :math:`\partial^m (g_\sigma * x)`; each is normalized by the *order-0* kernel's
+mass on the same support:
+
+* ``'sampled'``: SciPy's definition (``scipy.ndimage.gaussian_filter(..., order=m)``),
+  the m-th derivative of the sampled Gaussian, :math:`\sigma^{-m} He_m(t/\sigma)\, g_\sigma[t]`
+  (:math:`He_m` the probabilists' Hermite polynomials);
+* ``'erf'``: the pixel-integrated derivative, :math:`(-1)^m \int_{t-1/2}^{t+1/2}
+  G^{(m)}(u)\,du`, i.e. the difference of the Gaussian density's (m-1)-th derivative at
+  the pixel edges (order 0 is the pixel integral itself);
+* ``'discrete'``: Lindeberg's central differences of the discrete Gaussian,
+  :math:`\delta_x = (T[t-1] - T[t+1])/2`, :math:`\delta_{xx} = T[t-1] - 2T[t] + T[t+1]`,
+  :math:`\delta_{xxx} = \delta_x \delta_{xx}`, taken on the untruncated T and then cut to the support.
+
+``gamma=γ`` multiplies an order-m kernel by :math:`\sigma^{\gamma m}` (scale-normalized
+derivatives, as scale selection needs; γ = 1 makes the response of a pattern of size
+∝ σ independent of σ).
+
 σ below :data:`SIGMA_FLOOR` builds the same kernel as the floor (a unit impulse in
 both kernels, to the last bit) with a zero gradient, so σ → 0 returns the input
 with finite gradients.
@@ -36,12 +62,15 @@ from ._checks import (
     KERNEL_TYPES,
     MAX_KERNEL_NUMEL_2D,
     check_choice,
+    check_gamma,
+    check_order,
     check_positive_real,
     check_radius,
     own_radius,
     radius_for,
     scale_arg,
 )
+from ._discrete import discrete_taps
 
 #: σ below this builds the kernel of this σ: already a unit impulse for both kernels
 #: (``exp(-0.5 / 0.01**2)`` and ``erfc(0.5 / (0.01 * sqrt(2)))`` are 0 in float64),
@@ -110,18 +139,97 @@ def _support_mask(r: Tensor, h: int) -> Tensor:
     return t <= r.unsqueeze(-1)
 
 
-def _gauss1d(s: Tensor, h: int, kernel: str = "sampled", std_devs: float | None = None, r=None) -> Tensor:
+def _hermite(m: int, u: Tensor) -> Tensor:
+    """Probabilists' Hermite polynomial ``He_m(u)``, ``m`` in 0..3."""
+    if m == 0:
+        return torch.ones_like(u)
+    if m == 1:
+        return u
+    if m == 2:
+        return u * u - 1
+    return u * (u * u - 3)
+
+
+def _derivative_profile(s: Tensor, h: int, kernel: str, order: int) -> Tensor:
+    r"""Correlation taps of the ``order``-th derivative, on the scale of :func:`_profile`.
+
+    ``'sampled'``: :math:`\sigma^{-m} He_m(t/\sigma)\, e^{-t^2/2\sigma^2}` (scipy's polynomial
+    times kernel, reversed for correlation). ``'erf'``: the pixel integral of the
+    derivative of the unit-area Gaussian, i.e. the difference of its ``(m-1)``-th
+    derivative at the pixel edges ``t -/+ 1/2``.
+    """
+    t = _taps(h, s)
+    s = s.clamp_min(SIGMA_FLOOR).unsqueeze(-1)
+    if kernel == "sampled":
+        u = t / s
+        return _hermite(order, u) * torch.exp(-0.5 * u * u) / s**order
+
+    def edge(v: Tensor) -> Tensor:
+        u = v / s
+        return _hermite(order - 1, u) * torch.exp(-0.5 * u * u) / (s * math.sqrt(2 * math.pi))
+
+    return (edge(t - 0.5) - edge(t + 0.5)) / s ** (order - 1)
+
+
+def _central_differences(g: Tensor, order: int) -> Tensor:
+    r"""Lindeberg's central differences on correlation taps (the last axis shrinks by 1 or 2 per side).
+
+    ``d1 w[j] = (w[j-1] - w[j+1]) / 2`` and ``d2 w[j] = w[j-1] - 2 w[j] + w[j+1]``, so a
+    correlation with ``d1 g`` is ``(y[i+1] - y[i-1]) / 2`` of the correlation ``y`` with ``g``;
+    order 3 is ``d1 d2``.
+    """
+    if order >= 2:
+        g = g[..., :-2] - 2 * g[..., 1:-1] + g[..., 2:]
+    if order % 2:
+        g = 0.5 * (g[..., :-2] - g[..., 2:])
+    return g
+
+
+#: How far out (in taps) each derivative order's central differences read.
+_REACH = (0, 1, 1, 2)
+
+
+def _gauss1d(
+    s: Tensor,
+    h: int,
+    kernel: str = "sampled",
+    std_devs: float | None = None,
+    r=None,
+    order: int = 0,
+    gamma: float = 0.0,
+) -> Tensor:
     """Normalized kernels of the checked σ tensor ``s`` on offsets -h..h (no checks).
 
     With ``std_devs`` (or explicit own half-sizes ``r``), each kernel of a σ with
     several entries is cut at its own half-size; with neither, all use ``h``.
+    ``order`` (0..3) gives the derivative kernel, normalized by the order-0 kernel's
+    mass, and ``gamma`` scales it by ``σ ** (gamma * order)``.
     """
-    g = _profile(s, h, kernel)
     if r is None and std_devs is not None and s.numel() > 1:
         r = own_radius(s, std_devs)
-    if r is not None:
-        g = g * _support_mask(r, h).to(g.dtype)
-    return g / g.sum(-1, keepdim=True)
+    mask = _support_mask(r, h) if r is not None else None
+    if kernel == "discrete":
+        top = h / std_devs if std_devs is not None else None
+        e = _REACH[order]
+        full = discrete_taps(s, h + e, top)
+        g0 = full[..., e : e + 2 * h + 1]
+        if mask is not None:
+            g0 = g0 * mask.to(g0.dtype)
+        z = g0.sum(-1, keepdim=True)
+        g = g0 if order == 0 else _central_differences(full, order)
+    else:
+        g0 = _profile(s, h, kernel)
+        if mask is not None:
+            g0 = g0 * mask.to(g0.dtype)
+        z = g0.sum(-1, keepdim=True)
+        g = g0 if order == 0 else _derivative_profile(s, h, kernel, order)
+    if order and mask is not None:
+        g = g * mask.to(g.dtype)
+    g = g / z
+    if order and gamma:
+        sc = s if kernel == "discrete" else s.clamp_min(SIGMA_FLOOR)
+        g = g * (sc ** (gamma * order)).unsqueeze(-1)
+    return g
 
 
 def _gauss2d_full(cov: Tensor, hy: int, hx: int, std_devs: float | None = None) -> Tensor:
@@ -166,25 +274,33 @@ def gauss1d(
     *,
     kernel: str = "sampled",
     radius: int | None = None,
+    order: int = 0,
+    gamma: float = 0.0,
     dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
-    """Normalized 1D Gaussian kernel of standard deviation ``sigma``.
+    """Normalized 1D Gaussian kernel of standard deviation ``sigma``, or one of its derivatives.
 
     Args:
         sigma: σ in pixels, a positive number or a tensor of shape ``()`` or ``(C,)``.
             A tensor keeps its autograd graph, so the kernel is differentiable in σ.
         std_devs: truncation in standard deviations; ``h = max(1, ceil(std_devs * σ))``.
             Default: 2.
-        kernel: ``'sampled'`` (point samples, the default) or ``'erf'`` (pixel
-            integrals, smooth for σ < 1).
+        kernel: ``'sampled'`` (point samples, the default), ``'erf'`` (pixel
+            integrals, smooth for σ < 1) or ``'discrete'`` (Lindeberg's discrete
+            Gaussian, a true scale space at every σ); see the module docstring.
         radius: explicit half-size ``h`` overriding ``std_devs`` (for kernels that
             must share a support, such as a difference of Gaussians). Default: None.
+        order: derivative order 0..3 (the module docstring defines it per kernel).
+            Default: 0.
+        gamma: scale normalization: an order-m kernel is multiplied by ``σ ** (gamma * m)``.
+            Default: 0.
         dtype, device: used when ``sigma`` is a number. Default: torch's defaults.
 
     Returns:
         Kernel of shape ``(2h+1,)`` for a 0-dim σ, or ``(C, 2h+1)`` for σ of shape
-        ``(C,)``; each row sums to one and is symmetric.
+        ``(C,)``; at order 0 each row sums to one and is symmetric (odd orders are
+        antisymmetric).
 
     Raises:
         TypeError: if ``sigma`` is not a real number or tensor, or ``kernel`` is not a str.
@@ -199,13 +315,14 @@ def gauss1d(
     """
     check_choice(kernel, KERNEL_TYPES, "kernel")
     std_devs = check_positive_real(std_devs, "std_devs")
+    order, gamma = check_order(order, 1), check_gamma(gamma)
     if radius is not None:
         h = check_radius(radius)
         s, _ = scale_arg(sigma, "sigma", dtype=dtype, device=device, check_values=False)
-        return _gauss1d(s, h, kernel)
+        return _gauss1d(s, h, kernel, order=order, gamma=gamma)
     s, top = scale_arg(sigma, "sigma", dtype=dtype, device=device)
     h = radius_for(top if top is not None else float(s.detach().max()), std_devs)
-    return _gauss1d(s, h, kernel, std_devs)
+    return _gauss1d(s, h, kernel, std_devs, order=order, gamma=gamma)
 
 
 def gauss2d_sphere(
@@ -214,6 +331,8 @@ def gauss2d_sphere(
     *,
     kernel: str = "sampled",
     radius: int | None = None,
+    order: int | tuple[int, int] = 0,
+    gamma: float = 0.0,
     dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
@@ -221,7 +340,8 @@ def gauss2d_sphere(
 
     Args:
         sigma: σ in pixels, shape ``()`` or ``(C,)``.
-        std_devs, kernel, radius, dtype, device: as in :func:`gauss1d`.
+        std_devs, kernel, radius, gamma, dtype, device: as in :func:`gauss1d`.
+        order: an int for both axes, or ``(order_y, order_x)``. Default: 0.
 
     Returns:
         Kernel of shape ``(k, k)`` or ``(C, k, k)`` with ``k = 2h + 1``, summing to one.
@@ -233,8 +353,11 @@ def gauss2d_sphere(
         >>> gauss2d_sphere(1.5).shape
         torch.Size([7, 7])
     """
-    g = gauss1d(sigma, std_devs, kernel=kernel, radius=radius, dtype=dtype, device=device)
-    return g.unsqueeze(-1) * g.unsqueeze(-2)
+    oy, ox = check_order(order, 2)
+    opts = dict(kernel=kernel, radius=radius, gamma=gamma, dtype=dtype, device=device)
+    gy = gauss1d(sigma, std_devs, order=oy, **opts)
+    gx = gy if ox == oy else gauss1d(sigma, std_devs, order=ox, **opts)
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
 def gauss2d_diag(
@@ -243,6 +366,8 @@ def gauss2d_diag(
     std_devs: float = 2.0,
     *,
     kernel: str = "sampled",
+    order: int | tuple[int, int] = 0,
+    gamma: float = 0.0,
     dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
@@ -253,7 +378,8 @@ def gauss2d_diag(
     Args:
         sigma_y: σ along the row (height) axis, shape ``()`` or ``(C,)``.
         sigma_x: σ along the column (width) axis, shape ``()`` or ``(C,)``.
-        std_devs, kernel, dtype, device: as in :func:`gauss1d`.
+        std_devs, kernel, gamma, dtype, device: as in :func:`gauss1d`.
+        order: an int for both axes, or ``(order_y, order_x)``. Default: 0.
 
     Returns:
         Kernel of shape ``(2h_y+1, 2h_x+1)``, or ``(C, 2h_y+1, 2h_x+1)`` if either σ
@@ -272,8 +398,9 @@ def gauss2d_diag(
     std_devs = check_positive_real(std_devs, "std_devs")
     hy = radius_for(ty if ty is not None else float(sy.detach().max()), std_devs, "sigma_y")
     hx = radius_for(tx if tx is not None else float(sx.detach().max()), std_devs, "sigma_x")
-    gy = _gauss1d(sy, hy, kernel, std_devs)
-    gx = _gauss1d(sx, hx, kernel, std_devs)
+    (oy, ox), gamma = check_order(order, 2), check_gamma(gamma)
+    gy = _gauss1d(sy, hy, kernel, std_devs, order=oy, gamma=gamma)
+    gx = _gauss1d(sx, hx, kernel, std_devs, order=ox, gamma=gamma)
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 

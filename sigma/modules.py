@@ -24,8 +24,10 @@ from ._checks import (
     ScaleError,
     as_scale,
     check_choice,
+    check_gamma,
     check_input,
     check_int,
+    check_order,
     check_positive_real,
     check_radius_arg,
     radius_for,
@@ -63,7 +65,9 @@ def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
 
 
 class _BlurOptions(nn.Module):
-    def _set_options(self, std_devs, padding_mode, kernel, method, radius, axes) -> None:
+    def _set_options(self, std_devs, padding_mode, kernel, method, radius, axes, order=0, gamma=0.0) -> None:
+        self.order = check_order(order, axes)
+        self.gamma = check_gamma(gamma)
         self.std_devs = check_positive_real(std_devs, "std_devs")
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
         self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
@@ -87,6 +91,10 @@ class _BlurOptions(nn.Module):
             s += f", method={self.method!r}"
         if self.radius is not None:
             s += f", radius={self.radius}"
+        if self.order not in (0, (0, 0)):
+            s += f", order={self.order}"
+        if self.gamma:
+            s += f", gamma={self.gamma:g}"
         return s
 
 
@@ -100,11 +108,13 @@ class Blur1d(_BlurOptions):
         std_devs: kernel truncation in standard deviations. Default: 2.
         padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
             ``'circular'``. Default: ``'zeros'``.
-        kernel: ``'sampled'`` or ``'erf'``. Default: ``'sampled'``.
+        kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`). Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
         radius: fixed kernel half-size (an int); then a forward reads no value from the
             device and ``torch.compile`` traces it as one graph that σ can move within.
             Default: None (the half-size follows σ: one device-to-host read per call).
+        order: derivative order 0..3 (see :func:`sigma.blur1d`). Default: 0.
+        gamma: scale normalization of a derivative, ``σ ** (gamma * order)``. Default: 0.
         device, dtype: of the parameter. Default: torch's defaults.
 
     Shape:
@@ -132,11 +142,13 @@ class Blur1d(_BlurOptions):
         kernel: str = "sampled",
         method: str = "auto",
         radius: int | None = None,
+        order: int = 0,
+        gamma: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        self._set_options(std_devs, padding_mode, kernel, method, radius, 1)
+        self._set_options(std_devs, padding_mode, kernel, method, radius, 1, order, gamma)
         self.channels = _check_channels(channels)
         s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
         if self.channels is not None:
@@ -152,9 +164,13 @@ class Blur1d(_BlurOptions):
         self._check_x(x, 3)
         s = self.sigma
         if self.radius is not None:
-            return _blur._blur1d(x, s, self.radius, None, self.padding_mode, self.kernel, self.method)
+            return _blur._blur1d(
+                x, s, self.radius, None, self.padding_mode, self.kernel, self.method, self.order, self.gamma
+            )
         h = radius_for(_tops(s, "sigma")[0], self.std_devs)
-        return _blur._blur1d(x, s, h, self.std_devs, self.padding_mode, self.kernel, self.method)
+        return _blur._blur1d(
+            x, s, h, self.std_devs, self.padding_mode, self.kernel, self.method, self.order, self.gamma
+        )
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -167,19 +183,25 @@ class Blur1d(_BlurOptions):
 def _sphere_forward(m: Blur2d, x: Tensor) -> Tensor:
     s = m.log_sigma.exp()
     if m.radius is not None:
-        return _blur._blur2d_sep(x, s, s, *m.radius, None, m.padding_mode, m.kernel, m.method)
+        return _blur._blur2d_sep(
+            x, s, s, *m.radius, None, m.padding_mode, m.kernel, m.method, m.order, m.gamma
+        )
     h = radius_for(_tops(s, "sigma")[0], m.std_devs)
-    return _blur._blur2d_sep(x, s, s, h, h, m.std_devs, m.padding_mode, m.kernel, m.method)
+    return _blur._blur2d_sep(x, s, s, h, h, m.std_devs, m.padding_mode, m.kernel, m.method, m.order, m.gamma)
 
 
 def _diag_forward(m: Blur2d, x: Tensor) -> Tensor:
     s = m.log_sigma.exp()
     sy, sx = s[..., 0], s[..., 1]
     if m.radius is not None:
-        return _blur._blur2d_sep(x, sy, sx, *m.radius, None, m.padding_mode, m.kernel, m.method)
+        return _blur._blur2d_sep(
+            x, sy, sx, *m.radius, None, m.padding_mode, m.kernel, m.method, m.order, m.gamma
+        )
     ty, tx = _tops(s, "sigma", per_last=True)
     hy, hx = radius_for(ty, m.std_devs, "sigma_y"), radius_for(tx, m.std_devs, "sigma_x")
-    return _blur._blur2d_sep(x, sy, sx, hy, hx, m.std_devs, m.padding_mode, m.kernel, m.method)
+    return _blur._blur2d_sep(
+        x, sy, sx, hy, hx, m.std_devs, m.padding_mode, m.kernel, m.method, m.order, m.gamma
+    )
 
 
 def _full_forward(m: Blur2d, x: Tensor) -> Tensor:
@@ -291,8 +313,8 @@ class Blur2d(_BlurOptions):
     ============  ==============  =======================  ===================  =========
     structure     parameter       shape (shared / per ch)  kernels              ``cov=``
     ============  ==============  =======================  ===================  =========
-    ``'sphere'``  ``log_sigma``   ``()`` / ``(C,)``        sampled, erf         no
-    ``'diag'``    ``log_sigma``   ``(2,)`` / ``(C, 2)``    sampled, erf         no
+    ``'sphere'``  ``log_sigma``   ``()`` / ``(C,)``        all three            no
+    ``'diag'``    ``log_sigma``   ``(2,)`` / ``(C, 2)``    all three            no
     ``'full'``    ``logchol``     ``(3,)`` / ``(C, 3)``    sampled              yes
     ============  ==============  =======================  ===================  =========
 
@@ -309,6 +331,9 @@ class Blur2d(_BlurOptions):
             (overrides ``sigma``); refused for the other structures. Default: None.
         radius: fixed kernel half-size, an int or a pair ``(h_y, h_x)`` (see
             :class:`Blur1d`). Default: None.
+        order: derivative order, an int or a pair ``(order_y, order_x)`` (see
+            :func:`sigma.blur2d_diag`); ``'sphere'`` and ``'diag'`` only. Default: 0.
+        gamma: scale normalization ``σ ** (gamma * order)`` per axis. Default: 0.
         std_devs, padding_mode, kernel, method, device, dtype: as in :class:`Blur1d`
             (``kernel='erf'`` is not available for ``'full'``).
 
@@ -340,15 +365,22 @@ class Blur2d(_BlurOptions):
         kernel: str = "sampled",
         method: str = "auto",
         radius: int | tuple[int, int] | None = None,
+        order: int | tuple[int, int] = 0,
+        gamma: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         self.structure = check_choice(structure, frozenset(STRUCTURES), "structure")
         spec = STRUCTURES[structure]
-        self._set_options(std_devs, padding_mode, kernel, method, radius, 2)
+        self._set_options(std_devs, padding_mode, kernel, method, radius, 2, order, gamma)
         if kernel not in spec.kernels:
             raise ValueError(f"kernel must be 'sampled' for structure={structure!r}, got kernel={kernel!r}")
+        if structure == "full" and self.order != (0, 0):
+            raise ValueError(
+                f"order must be 0 for structure='full' (derivatives are separable: use 'sphere' or 'diag'), "
+                f"got order={order!r}"
+            )
         self.channels = _check_channels(channels)
         if cov is not None:
             if spec.from_cov is None:

@@ -38,11 +38,15 @@ def test_benchmark_writes_every_implementation(bench, tmp_path, capsys):
         assert ("blur2d_sphere", impl) in impls
     assert ("blur2d_full", "dense_conv") in impls
     assert {("blur2d_local_sphere", "sigma"), ("blur2d_local_sphere", "unfold")} <= impls
+    for impl in ("order=0", "order=(1,1)", "order=(2,0)", "discrete"):
+        for s in ("1.0", "4.0"):
+            assert any((r["op"], r["impl"], r["sigma"]) == ("scale_space", impl, s) for r in rows), (impl, s)
     for r in rows:
         assert float(r["median_ms"]) > 0
         assert r["cpu"] and r["cpu_isa"] and r["torch"] and r["threads"] and r["device"] == "cpu"
     printed = capsys.readouterr().out
     assert "# targets (float32):" in printed and "blur2d_sphere" in printed
+    assert "# scale space: cost relative to the plain blur" in printed and "order=(2,0)" in printed
 
 
 def test_baselines_compute_the_same_blur(bench):

@@ -1,0 +1,225 @@
+r"""N-jets: every Gaussian derivative of an image up to an order, at a learnable σ.
+
+The *N-jet* of an image at scale σ is the set of its blurred derivatives
+:math:`\sigma^{\gamma(m_y + m_x)}\, \partial_y^{m_y} \partial_x^{m_x} (g_\sigma * x)` for
+:math:`m_y + m_x \le N`. A learned 1x1 combination of them is a filter from a
+structured basis whose size follows σ (Pintea et al., 2021, "Resolution learning in
+deep convolutional networks using scale-space theory"): :class:`NJetConv2d` learns σ
+and the combination together.
+
+The derivatives are separable, so one call runs ``N + 1`` passes along the columns
+(one per x-order) and one pass down the rows per jet member.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import blur as _blur
+from ._checks import (
+    KERNEL_TYPES,
+    MAX_ORDER,
+    METHODS,
+    PADDING_MODES,
+    as_scale,
+    check_choice,
+    check_gamma,
+    check_input,
+    check_int,
+    check_positive_real,
+    check_radius_arg,
+    radius_for,
+)
+from ._conv import correlate_axis
+from .kernels import _gauss1d
+from .modules import _tops
+
+__all__ = ["jet_orders", "njet2d", "NJetConv2d"]
+
+
+def jet_orders(order: int) -> list[tuple[int, int]]:
+    """The ``(order_y, order_x)`` pairs of an N-jet, by total order, ``order_y`` first.
+
+    Example:
+        >>> jet_orders(2)
+        [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]
+    """
+    order = check_int(order, "order", 0, MAX_ORDER)
+    return [(m - k, k) for m in range(order + 1) for k in range(m + 1)]
+
+
+def _njet(x, s, hy, hx, own, padding_mode, kernel, method, order, gamma):
+    """Unchecked N-jet of ``x`` (B, C, H, W): ``(B, C * J, H, W)`` in :func:`jet_orders` order."""
+    B, C, H, W = x.shape
+    x, (s,), unfold = _blur._per_sample(x, [s])
+    orders = jet_orders(order)
+    wx = [_gauss1d(s, hx, kernel, own, order=o, gamma=gamma) for o in range(order + 1)]
+    wy = [_gauss1d(s, hy, kernel, own, order=o, gamma=gamma) for o in range(order + 1)]
+    along_x = [correlate_axis(x, w, -1, padding_mode, method) for w in wx]
+    out = [unfold(correlate_axis(along_x[ox], wy[oy], -2, padding_mode, method)) for oy, ox in orders]
+    return torch.stack(out, 2).reshape(B, C * len(orders), H, W)
+
+
+def njet2d(
+    x: Tensor,
+    sigma: Tensor | float,
+    order: int = 2,
+    std_devs: float = 2.0,
+    *,
+    gamma: float = 1.0,
+    padding_mode: str = "zeros",
+    kernel: str = "sampled",
+    method: str = "auto",
+    radius: int | tuple[int, int] | None = None,
+) -> Tensor:
+    r"""The N-jet of images: every derivative ``blur2d_sphere(x, σ, order=(m_y, m_x), gamma=gamma)``
+    with ``m_y + m_x <= order``, stacked along the channels.
+
+    Args:
+        x: images, shape ``(B, C, H, W)``.
+        sigma: σ in pixels, as in :func:`sigma.blur2d_sphere`; differentiable.
+        order: highest total derivative order N, 0..3. Default: 2 (J = 6 members).
+        std_devs, padding_mode, kernel, method, radius: as in :func:`sigma.blur2d_sphere`.
+        gamma: scale normalization ``σ ** (gamma * (m_y + m_x))``. Default: 1 (responses
+            of the same pattern at its own scale are comparable across σ and orders).
+
+    Returns:
+        ``(B, C * J, H, W)``, J = ``(N + 1)(N + 2) / 2``: channel ``c * J + j`` is member
+        ``jet_orders(order)[j]`` of input channel ``c``.
+
+    Raises:
+        TypeError, ValueError: as :func:`sigma.blur2d_sphere`, or if ``order`` is not in 0..3.
+
+    Example:
+        >>> njet2d(torch.rand(2, 3, 16, 16), 1.5, order=2).shape
+        torch.Size([2, 18, 16, 16])
+    """
+    std_devs, radius = _blur._options(x, 4, std_devs, padding_mode, method, kernel, radius)
+    order, gamma = check_int(order, "order", 0, MAX_ORDER), check_gamma(gamma)
+    s, top = _blur._scale(x, sigma, "sigma", radius is not None)
+    if radius is not None:
+        return _njet(x, s, *radius, None, padding_mode, kernel, method, order, gamma)
+    h = _blur._half_size(s, top, std_devs, "sigma")
+    return _njet(x, s, h, h, std_devs, padding_mode, kernel, method, order, gamma)
+
+
+class NJetConv2d(nn.Module):
+    """Structured convolution: the N-jet of every input channel at a learned σ, combined by a learned 1x1 convolution.
+
+    ``y = conv2d(njet2d(x, σ, order, gamma=gamma), weight) + bias`` with a 1x1 ``weight``
+    of shape ``(C_out, C_in * J, 1, 1)``: each output is a learned combination of
+    Gaussian derivatives, a filter whose receptive field grows or shrinks with σ, with
+    ``C_out * C_in * J`` weights whatever its size. σ is stored as ``log σ``.
+
+    Args:
+        in_channels: number of input channels C_in.
+        out_channels: number of output channels C_out.
+        order: highest derivative order N (0..3). Default: 2.
+        sigma: initial σ in pixels. Default: 1.0.
+        per_channel: one σ per input channel instead of one shared. Default: False.
+        bias: add a learnable bias. Default: True.
+        gamma: scale normalization of the derivatives (see :func:`njet2d`). Default: 1.
+        std_devs, padding_mode, kernel, method, radius: as in :class:`sigma.Blur2d`.
+        device, dtype: of the parameters.
+
+    Shape:
+        - Input: ``(B, C_in, H, W)``.
+        - Output: ``(B, C_out, H, W)``.
+
+    Attributes:
+        log_sigma: learnable ``log σ``, shape ``()`` or ``(C_in,)``.
+        weight: the 1x1 combination, ``(C_out, C_in * J, 1, 1)``.
+        bias: ``(C_out,)`` or None.
+        orders: the jet members ``(order_y, order_x)``, see :func:`jet_orders`.
+
+    Example:
+        >>> layer = NJetConv2d(3, 8, order=2, sigma=2.0)
+        >>> layer(torch.randn(1, 3, 32, 32)).shape, layer.weight.shape
+        (torch.Size([1, 8, 32, 32]), torch.Size([8, 18, 1, 1]))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        order: int = 2,
+        sigma: float | Tensor = 1.0,
+        *,
+        per_channel: bool = False,
+        bias: bool = True,
+        gamma: float = 1.0,
+        std_devs: float = 2.0,
+        padding_mode: str = "zeros",
+        kernel: str = "sampled",
+        method: str = "auto",
+        radius: int | tuple[int, int] | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        self.order = check_int(order, "order", 0, MAX_ORDER)
+        self.orders = jet_orders(self.order)
+        self.gamma = check_gamma(gamma)
+        self.std_devs = check_positive_real(std_devs, "std_devs")
+        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
+        self.method = check_choice(method, METHODS, "method")
+        self.radius = check_radius_arg(radius, 2)
+        channels = self.in_channels if per_channel else None
+        s = as_scale(sigma, "sigma", channels=channels, dtype=dtype, device=device).detach()
+        if per_channel:
+            s = s.expand(self.in_channels)
+        self.log_sigma = nn.Parameter(s.log().clone())
+        factory = dict(device=device, dtype=dtype)
+        fan_in = self.in_channels * len(self.orders)
+        self.weight = nn.Parameter(torch.empty(out_channels, fan_in, 1, 1, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialize the 1x1 combination like :class:`torch.nn.Conv2d`."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.weight.shape[1])
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def sigma(self) -> Tensor:
+        """σ = exp(log_sigma), shape ``()`` or ``(C_in,)``."""
+        return self.log_sigma.exp()
+
+    def jet(self, x: Tensor) -> Tensor:
+        """The N-jet responses ``(B, C_in * J, H, W)`` before the 1x1 combination."""
+        check_input(x, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"NJetConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
+                f"channels (shape {tuple(x.shape)})"
+            )
+        s = self.sigma
+        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
+        if self.radius is not None:
+            return _njet(x, s, *self.radius, None, *opts)
+        h = radius_for(_tops(s, "sigma")[0], self.std_devs)
+        return _njet(x, s, h, h, self.std_devs, *opts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.jet(x), self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        s = self.sigma.detach().flatten().tolist()
+        sig = f"{s[0]:.4g}" if len(s) == 1 else "[" + ", ".join(f"{v:.4g}" for v in s[:8]) + "]"
+        out = f"{self.in_channels}, {self.out_channels}, order={self.order}, sigma={sig}"
+        if self.gamma != 1.0:
+            out += f", gamma={self.gamma:g}"
+        if self.kernel != "sampled":
+            out += f", kernel={self.kernel!r}"
+        if self.padding_mode != "zeros":
+            out += f", padding_mode={self.padding_mode!r}"
+        return out + f", bias={self.bias is not None}"
