@@ -240,7 +240,7 @@ def plot_fit_history(
     plt = _plt()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(8.0, 3.0))
     ax0.semilogy(list(losses), color="C0")
-    ax0.set(title="loss", xlabel="step", ylabel="loss L")
+    ax0.set(title="loss", xlabel="step", ylabel=r"loss $\mathcal{L}$")
     v = values.detach().cpu()
     v = v.reshape(v.shape[0], -1)
     for i in range(v.shape[1]):
