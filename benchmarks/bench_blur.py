@@ -1,42 +1,64 @@
 """Speed of differentiable Gaussian blurs: sigma against the alternatives, side by side.
 
-Every row times one forward pass plus the backward pass with respect to the input
-and the scale parameters (median of repeated runs with ``torch.utils.benchmark``,
-the implementations of one row group taking turns), on
-an input of shape (8, 3, 256, 256), for σ in {0.5, 1, 2, 4, 8, 16, 32, 64}, in float32
-and float64. Compared implementations:
+Every row races its implementations in interleaved rounds: ``--rounds`` rounds (at least 5),
+the order reversed every other round, each implementation timed for
+``min_run_time / rounds`` seconds per round. A row's time is the median of the per-round
+medians; the smallest and largest per-round medians (the spread) are recorded beside it. A
+slow-down of the machine during a row then falls on every implementation alike, and a
+baseline whose speed swings between rounds (kornia's oneDNN layout choices) is compared
+against its fastest round as well as its median.
 
-* ``sigma``'s blurs with ``method='auto'`` (the default), ``'direct'``, ``'matmul'``
-  and ``'fft'``;
+Rows, on an input of shape (8, 3, 256, 256), σ in {0.5, 1, 2, 4, 8, 16, 32, 64}, float32 and
+float64, in two grad cases (``mode``): forward + backward with respect to the input and the
+scale parameters (op ``blur2d_sphere`` etc.), and forward only under ``torch.no_grad()`` (op
+``blur2d_sphere/forward`` etc.). Compared implementations:
+
+* ``sigma``'s blurs (``blur2d_sphere``, ``blur2d_diag`` with σ and σ/2, ``blur2d_full``,
+  ``blur2d_local_sphere``, ``dog2d`` with σ and 1.6 σ) with ``method='auto'`` and every exact
+  method the function accepts (``'direct'``, ``'matmul'``, ``'fft'``): the ``auto`` regret
+  table divides auto's time by the fastest exact method's, per structure, σ and grad case;
 * ``kornia.filters.gaussian_blur2d`` with the same kernel support and a constant border;
+* forward only: OpenCV's ``cv2.GaussianBlur`` (per plane, ``BORDER_CONSTANT``, the same
+  kernel size) and ``scipy.ndimage.gaussian_filter`` (the same radius, mode ``'constant'``);
 * the original-style blur: channels packed into the batch and a single-channel
   separable ``conv2d`` per axis;
 * a dense 2D depthwise convolution with the full k x k kernel;
 * for the per-pixel blur, an im2col implementation (``F.unfold``) of the same sum;
 * scale-space variants of ``blur2d_sphere`` (op ``scale_space``, σ in {1, 4, 16}): the
   Gaussian derivatives ``order=(1, 1)`` and ``order=(2, 0)`` and ``kernel='discrete'``
-  beside the plain blur (``order=0``), reported as their cost relative to it.
+  beside the plain blur (``order=0``), reported as their cost relative to it;
+* small inputs (op ``small_input``, shapes (1, 1, 8, 8) and (1, 3, 32, 32), float32,
+  forward + backward): ``sigma.Blur2d`` against kornia's ``GaussianBlur2d`` module;
+* with ``--compile``: ``torch.compile`` (inductor) modules beside eager ones (ops
+  ``module_sphere`` and ``module_full``, and in the small-input rows). Inductor compiles for
+  about 30 s per module on a laptop CPU, so these rows are off by default.
 
 Slow baselines are skipped where a single run would take too long (the table says
 which). Results go to ``sigma/book/results/blur_<device>.csv`` together with the
-machine description, and the script checks the project's speed targets at the end.
+machine description; the script then prints the ``auto`` regret table and every speed
+target with its measured value and verdict, and exits with status 1 if a target fails
+(a target with no rows in the run, e.g. compiled vs eager without ``--compile``, is
+skipped). ``--report CSV`` prints the same tables from an existing CSV without measuring;
+``--plan`` lists the rows a run would time and a lower bound of its duration.
 
-Usage: ``python benchmarks/bench_blur.py [--quick] [--device cpu|cuda] [--out PATH]``
+Usage: ``python benchmarks/bench_blur.py [--quick] [--device cpu|cuda] [--out PATH]
+[--rounds N] [--compile] [--report CSV] [--plan]``
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import math
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils import benchmark
 
 import sigma
 
@@ -48,7 +70,12 @@ DENSE_MAX_SIGMA = 8.0
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
-OPS = ("blur2d_sphere", "blur2d_full", "blur2d_local_sphere", "scale_space")
+#: the structures of the auto-regret table, in its order
+STRUCTURES = ("blur2d_sphere", "blur2d_diag", "blur2d_full", "blur2d_local_sphere", "dog2d")
+OPS = STRUCTURES + ("scale_space", "small_input", "module_sphere", "module_full")
+#: grad cases: forward + backward (the op's plain name) and forward only (op + "/forward")
+MODES = ("forward+backward", "forward")
+FORWARD_SUFFIX = "/forward"
 SCALE_SPACE_SIGMAS = (1.0, 4.0, 16.0)
 #: scale_space rows: implementation name -> blur2d_sphere options
 SCALE_SPACE = {
@@ -57,7 +84,35 @@ SCALE_SPACE = {
     "order=(2,0)": {"order": (2, 0)},
     "discrete": {"kernel": "discrete"},
 }
-ROUNDS = 3  # implementations take turns this many times (see `measure`)
+SMALL_SHAPES = ((1, 1, 8, 8), (1, 3, 32, 32))
+SMALL_SIGMAS = (1.0, 2.0)
+#: σ of the compiled-vs-eager module rows (each module compiles once per σ)
+COMPILE_SIGMAS = (1.0, 4.0, 16.0)
+DOG_RATIO = 1.6  # surround σ / centre σ
+ROUNDS = 5  # at least this many interleaved rounds per row (see `measure`)
+#: CSV columns: the first 14 are the original ones (same names and meanings); new ones go at the end
+FIELDS = (
+    "op",
+    "impl",
+    "dtype",
+    "sigma",
+    "kernel_size",
+    "median_ms",
+    "iqr_ms",
+    "peak_mib",
+    "shape",
+    "cpu",
+    "cpu_isa",
+    "threads",
+    "torch",
+    "device",
+    "mode",
+    "rounds",
+    "round_min_ms",
+    "round_max_ms",
+    "calls",
+    "baselines",
+)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -127,6 +182,45 @@ def unfold_local(x: torch.Tensor, smap: torch.Tensor, h: int) -> torch.Tensor:
     return (cols * w).sum(2).view(B, C, H, W)
 
 
+def baseline_versions() -> str:
+    """Versions of the baseline libraries, for the CSV's ``baselines`` column."""
+    out = []
+    for name, module in (("kornia", "kornia"), ("opencv", "cv2"), ("scipy", "scipy")):
+        try:
+            out.append(f"{name} {__import__(module).__version__}")
+        except ImportError:
+            out.append(f"{name} absent")
+    return "; ".join(out)
+
+
+def opencv_blur(planes, s: float):
+    """``cv2.GaussianBlur`` on every (H, W) plane of a (B, C, H, W) NumPy array, zero border."""
+    import cv2
+    import numpy as np
+
+    h = sigma.kernel_radius(s, STD_DEVS)
+    out = np.empty_like(planes)
+    for b in range(planes.shape[0]):
+        for c in range(planes.shape[1]):
+            cv2.GaussianBlur(
+                planes[b, c],
+                (2 * h + 1, 2 * h + 1),
+                s,
+                dst=out[b, c],
+                sigmaY=s,
+                borderType=cv2.BORDER_CONSTANT,
+            )
+    return out
+
+
+def scipy_blur(planes, s: float):
+    """``scipy.ndimage.gaussian_filter`` over the last two axes, same radius, zero border."""
+    from scipy import ndimage
+
+    h = sigma.kernel_radius(s, STD_DEVS)
+    return ndimage.gaussian_filter(planes, s, mode="constant", radius=h, axes=(2, 3))
+
+
 # ----------------------------------------------------------------------------- cases
 
 
@@ -135,50 +229,128 @@ def full_cov(s: float, dtype, device) -> torch.Tensor:
     return sigma.rotated_cov(s, s / 2, math.pi / 6, dtype=dtype).to(device)
 
 
-def cases(op: str, s: float, x: torch.Tensor):
-    """(implementation name, function of no arguments doing forward + backward) pairs."""
+def methods_of(fn) -> tuple[str, ...]:
+    """``('auto', exact methods...)`` that ``fn`` accepts, or ``()`` if it takes no ``method``."""
+    if "method" not in inspect.signature(fn).parameters:
+        return ()
+    known = set(getattr(sigma._checks, "METHODS", ())) or {"auto", "direct", "matmul", "fft"}
+    first = [m for m in ("auto", "direct", "matmul", "fft") if m in known]
+    return tuple(first + sorted(known - set(first)))
+
+
+def op_name(op: str, mode: str) -> str:
+    return op + FORWARD_SUFFIX if mode == "forward" else op
+
+
+def split_op(name: str) -> tuple[str, str]:
+    """``(op, mode)`` of a CSV op name (old CSVs have no forward rows)."""
+    if name.endswith(FORWARD_SUFFIX):
+        return name[: -len(FORWARD_SUFFIX)], "forward"
+    return name, "forward+backward"
+
+
+def _compiled(module, backend: str):
+    return torch.compile(module, backend=backend)
+
+
+def cases(
+    op: str, s: float, x: torch.Tensor, mode: str = "forward+backward", compile_backend: str | None = None
+):
+    """(implementation name, function of no arguments) pairs for one row.
+
+    ``mode='forward+backward'``: each function runs the forward and the backward with
+    respect to the input and the scale parameters. ``mode='forward'``: the forward only,
+    under ``torch.no_grad()`` (the inference path). ``compile_backend``: also time
+    ``torch.compile``'d modules with this backend (module and small-input rows).
+    """
     dtype, device = x.dtype, x.device
-    p = torch.tensor(s, dtype=dtype, device=device, requires_grad=True)  # scale parameter
+    backward = mode == "forward+backward"
+    p = torch.tensor(s, dtype=dtype, device=device, requires_grad=backward)  # scale parameter
+    xi = x if backward else x.detach()
     out = []
 
     def fb(fn):
+        if not backward:
+
+            def fwd():
+                with torch.no_grad():
+                    fn()
+
+            return fwd
+
         def run():
             y = fn()
             y.backward(torch.ones_like(y))
 
         return run
 
+    def with_methods(name, call, skip=()):
+        for m in methods_of(getattr(sigma, name)):
+            if m not in skip:
+                out.append((f"sigma[{m}]", fb(lambda m=m: call(m))))
+
     if op == "blur2d_sphere":
-        for m in ("auto", "direct", "matmul", "fft"):
-            out.append((f"sigma[{m}]", fb(lambda m=m: sigma.blur2d_sphere(x, p, STD_DEVS, method=m))))
-        out.append(("kornia", fb(lambda: kornia_blur(x, p))))
-        if s <= ORIGINAL_MAX_SIGMA:
-            out.append(("original", fb(lambda: original_blur(x, p))))
-        if s <= DENSE_MAX_SIGMA:
-            out.append(("dense_conv", fb(lambda: dense_blur(x, sigma.gauss2d_sphere(p, STD_DEVS)))))
+        with_methods(op, lambda m: sigma.blur2d_sphere(xi, p, STD_DEVS, method=m))
+        out.append(("kornia", fb(lambda: kornia_blur(xi, p))))
+        if not backward and device.type == "cpu":
+            planes = x.detach().numpy()
+            out.append(("opencv", lambda: opencv_blur(planes, s)))
+            out.append(("scipy", lambda: scipy_blur(planes, s)))
+        if backward and s <= ORIGINAL_MAX_SIGMA:
+            out.append(("original", fb(lambda: original_blur(xi, p))))
+        if backward and s <= DENSE_MAX_SIGMA:
+            out.append(("dense_conv", fb(lambda: dense_blur(xi, sigma.gauss2d_sphere(p, STD_DEVS)))))
+    elif op == "blur2d_diag":
+        with_methods(op, lambda m: sigma.blur2d_diag(xi, p, p / 2, STD_DEVS, method=m))
+    elif op == "dog2d":
+        with_methods(op, lambda m: sigma.dog2d(xi, p, DOG_RATIO * p, STD_DEVS, method=m))
     elif op == "blur2d_full":
-        logchol = sigma.cov_to_logchol(full_cov(s, dtype, device)).requires_grad_()
-        for m in ("auto", "direct", "matmul", "fft"):
-            if m in ("direct", "matmul") and s > DENSE_MAX_SIGMA:
-                continue
+        logchol = sigma.cov_to_logchol(full_cov(s, dtype, device)).requires_grad_(backward)
+        skip = ("direct", "matmul") if s > DENSE_MAX_SIGMA else ()
+        with_methods(op, lambda m: sigma.blur2d_full(xi, sigma.logchol_to_cov(logchol), method=m), skip)
+        if backward and s <= DENSE_MAX_SIGMA:
             out.append(
-                (f"sigma[{m}]", fb(lambda m=m: sigma.blur2d_full(x, sigma.logchol_to_cov(logchol), method=m)))
+                ("dense_conv", fb(lambda: dense_blur(xi, sigma.gauss2d_full(sigma.logchol_to_cov(logchol)))))
             )
-        if s <= DENSE_MAX_SIGMA:
-            out.append(
-                ("dense_conv", fb(lambda: dense_blur(x, sigma.gauss2d_full(sigma.logchol_to_cov(logchol)))))
-            )
-    elif op == "scale_space" and s in SCALE_SPACE_SIGMAS:
+    elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
-            out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(x, p, STD_DEVS, **opts))))
+            out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(xi, p, STD_DEVS, **opts))))
     elif op == "blur2d_local_sphere" and s <= LOCAL_MAX_SIGMA:
         gen = torch.Generator().manual_seed(0)
         base = (0.5 + 0.5 * torch.rand(x.shape[0], 1, *x.shape[2:], generator=gen)).to(device, dtype)
-        scale = torch.tensor(s, dtype=dtype, device=device, requires_grad=True)
         h = sigma.kernel_radius(s, STD_DEVS)
-        out.append(("sigma", fb(lambda: sigma.blur2d_local_sphere(x, base * scale, radius=h))))
-        if s <= UNFOLD_MAX_SIGMA:
-            out.append(("unfold", fb(lambda: unfold_local(x, base * scale, h))))
+        methods = methods_of(sigma.blur2d_local_sphere)
+        if methods:
+            with_methods(op, lambda m: sigma.blur2d_local_sphere(xi, base * p, radius=h, method=m))
+        else:  # one implementation, named as in the committed CSV
+            out.append(("sigma", fb(lambda: sigma.blur2d_local_sphere(xi, base * p, radius=h))))
+        if backward and s <= UNFOLD_MAX_SIGMA:
+            out.append(("unfold", fb(lambda: unfold_local(xi, base * p, h))))
+    elif op in ("module_sphere", "module_full") and backward and compile_backend and s in COMPILE_SIGMAS:
+        structure = op.split("_", 1)[1]
+        eager = sigma.Blur2d(s, structure, device=device, dtype=dtype)
+        compiled = _compiled(sigma.Blur2d(s, structure, device=device, dtype=dtype), compile_backend)
+        out.append(("eager", fb(lambda: eager(xi))))
+        out.append(("compiled", fb(lambda: compiled(xi))))
+    return out
+
+
+def small_cases(shape, s: float, device: torch.device, compile_backend: str | None = None):
+    """Small-input rows: forward + backward of ``sigma.Blur2d`` against kornia's module."""
+    import kornia
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    h = sigma.kernel_radius(s, STD_DEVS)
+    ours = sigma.Blur2d(s, device=device)
+    theirs = kornia.filters.GaussianBlur2d((2 * h + 1, 2 * h + 1), (s, s), border_type="constant")
+    out = [
+        ("sigma.Blur2d", lambda: ours(x).sum().backward()),
+        ("kornia.GaussianBlur2d", lambda: theirs(x).sum().backward()),
+    ]
+    if compile_backend:
+        compiled = _compiled(sigma.Blur2d(s, device=device), compile_backend)
+        out.append(("sigma.Blur2d[compiled]", lambda: compiled(x).sum().backward()))
     return out
 
 
@@ -224,74 +396,250 @@ def peak_memory_mb(fn, device: torch.device) -> float:
     return max(0, _status_kib("VmHWM") - before) / 1024
 
 
-def _timer(fn, device: torch.device) -> benchmark.Timer:
+def schedule(names, rounds: int) -> list[list[str]]:
+    """The order in which the implementations run in each round: as given, then reversed, ..."""
+    names = list(names)
+    return [names if r % 2 == 0 else names[::-1] for r in range(rounds)]
+
+
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        return benchmark.Timer(
-            stmt="fn(); torch.cuda.synchronize()",
-            globals={"fn": fn, "torch": torch},
-            num_threads=torch.get_num_threads(),
-        )
-    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        torch.cuda.synchronize(device)
+
+
+def _time_calls(fn, device: torch.device, budget: float) -> list[float]:
+    """Seconds per call of ``fn``, called until ``budget`` seconds have passed (at least once)."""
+    times = []
+    spent = 0.0
+    while not times or spent < budget:
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+    return times
+
+
+def summarize(per_round: list[list[float]]) -> dict[str, float]:
+    """Statistics (ms) of one implementation's per-round call times (seconds).
+
+    ``median_ms``: median of the per-round medians; ``round_min_ms`` / ``round_max_ms``:
+    the fastest and slowest per-round medians (the spread); ``iqr_ms``: interquartile
+    range of all calls; ``calls``: number of timed calls.
+    """
+    medians = [statistics.median(ts) for ts in per_round]
+    every = sorted(t for ts in per_round for t in ts)
+    q = statistics.quantiles(every, n=4, method="inclusive") if len(every) > 1 else [every[0]] * 3
+    return {
+        "median_ms": statistics.median(medians) * 1e3,
+        "iqr_ms": (q[2] - q[0]) * 1e3,
+        "round_min_ms": min(medians) * 1e3,
+        "round_max_ms": max(medians) * 1e3,
+        "rounds": len(per_round),
+        "calls": len(every),
+    }
 
 
 def measure(fns: dict, device: torch.device, min_run_time: float, rounds: int = ROUNDS) -> dict:
-    """``{name: (median ms, iqr ms)}`` for functions timed side by side.
+    """``{name: statistics}`` (see `summarize`) for functions raced in interleaved rounds.
 
-    The functions take turns: ``rounds`` rounds, each giving every function
-    ``min_run_time / rounds`` seconds of ``blocked_autorange``, and the statistics are
-    over all blocks of all rounds. A slow-down of the machine during the run then
-    falls on every implementation alike instead of on whichever ran at that moment.
-    A function whose first round already took longer than ``min_run_time`` is not
-    run again.
+    Every function is called once first (warm-up: FFT plans, the allocator, compilation).
+    Then ``rounds`` rounds: in each, every function is called for ``min_run_time / rounds``
+    seconds (at least once), in the order of `schedule` (reversed every other round), so a
+    slow-down of the machine falls on every implementation alike and no implementation
+    always runs first or last.
     """
-    times = {name: [] for name in fns}
     for fn in fns.values():
-        fn()  # warm-up (FFT plans, allocator)
-    for r in range(rounds):
-        for name, fn in fns.items():
-            if r and sum(times[name]) > min_run_time:
-                continue
-            m = _timer(fn, device).blocked_autorange(min_run_time=min_run_time / rounds)
-            times[name] += m.times
-    out = {}
-    for name, ts in times.items():
-        q1, med, q3 = torch.tensor(ts, dtype=torch.float64).quantile(
-            torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
-        )
-        out[name] = (med.item() * 1e3, (q3 - q1).item() * 1e3)
-    return out
+        fn()
+    per_round = {name: [] for name in fns}
+    for order in schedule(fns, rounds):
+        for name in order:
+            per_round[name].append(_time_calls(fns[name], device, min_run_time / rounds))
+    return {name: summarize(ts) for name, ts in per_round.items()}
 
 
 # ----------------------------------------------------------------------------- targets
 
 
-def check_targets(rows: list[dict]) -> list[tuple[str, bool, str]]:
-    def t(op, impl, s, dtype="float32"):
-        for r in rows:
-            if (r["op"], r["impl"], float(r["sigma"]), r["dtype"]) == (op, impl, s, dtype):
-                return float(r["median_ms"])
-        return math.nan
+def _index(rows: list[dict], dtype: str = "float32") -> dict:
+    """``{(op, impl, σ, shape): row}`` for one dtype."""
+    return {(r["op"], r["impl"], float(r["sigma"]), r["shape"]): r for r in rows if r["dtype"] == dtype}
 
+
+def _ms(row: dict, field: str = "median_ms") -> float:
+    """A timing of a row; old CSVs have no spread columns: their median stands in."""
+    value = row.get(field) or row["median_ms"]
+    return float(value)
+
+
+def _main_shape(rows: list[dict]) -> str | None:
+    shapes = [r["shape"] for r in rows if split_op(r["op"])[0] in STRUCTURES]
+    return max(set(shapes), key=shapes.count) if shapes else None
+
+
+def regret_table(rows: list[dict], dtype: str = "float32") -> dict:
+    """``{(structure, mode): {σ: (auto / fastest exact method, fastest method)}}``.
+
+    Exact methods are the ``sigma[<method>]`` rows other than ``auto``. A structure with a
+    single implementation (the per-pixel blur has no ``method`` argument) has regret 1.
+    """
+    table = {}
+    for r in rows:
+        op, mode = split_op(r["op"])
+        if r["dtype"] != dtype or op not in STRUCTURES:
+            continue
+        table.setdefault((op, mode), {}).setdefault(float(r["sigma"]), {})[r["impl"]] = _ms(r)
+    out = {}
+    for key, by_sigma in table.items():
+        for s, impls in by_sigma.items():
+            auto = impls.get("sigma[auto]", impls.get("sigma"))
+            exact = {i: t for i, t in impls.items() if i.startswith("sigma[") and i != "sigma[auto]"}
+            if auto is None:
+                continue
+            if not exact:
+                exact = {"sigma": auto}
+            best = min(exact, key=exact.get)
+            out.setdefault(key, {})[s] = (auto / exact[best], best)
+    return out
+
+
+def print_regret_table(regret: dict) -> None:
+    sigmas = sorted({s for by_sigma in regret.values() for s in by_sigma})
+    print("# auto regret: auto's time / the fastest exact method's (float32, median of rounds)")
+    print(f"  {'structure':22s} {'grad case':17s}" + "".join(f"{'σ=' + format(s, 'g'):>8s}" for s in sigmas))
+    for op in STRUCTURES:
+        for mode in MODES:
+            by_sigma = regret.get((op, mode))
+            if by_sigma:
+                cells = "".join(f"{by_sigma[s][0]:8.2f}" if s in by_sigma else f"{'-':>8s}" for s in sigmas)
+                print(f"  {op:22s} {mode:17s}{cells}")
+
+
+def check_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
+    """``(target, verdict, measured value)`` for every speed target; verdict None: not measured.
+
+    Baselines (kornia, OpenCV) are compared through their fastest round (the per-round
+    median of their best round), our implementations through their median; the ratios
+    of the medians and the range over the rounds are printed beside.
+    """
+    idx = _index(rows)
+    shape = _main_shape(rows)
     results = []
-    worst = min(
-        (t("blur2d_sphere", "kornia", s) / t("blur2d_sphere", "sigma[auto]", s), s)
-        for s in SIGMAS
-        if 1 <= s <= 32
-    )
+
+    def row(op, impl, s, shp=None):
+        return idx.get((op, impl, s, shp or shape))
+
+    def sigmas_of(op, lo=0.0, hi=math.inf):
+        return sorted({float(r["sigma"]) for r in rows if r["op"] == op and lo <= float(r["sigma"]) <= hi})
+
+    # 1. forward + backward vs kornia, every σ in 0.5 ... 64
+    lines = []
+    for s in sigmas_of("blur2d_sphere", 0.5, 64.0):
+        a, k = row("blur2d_sphere", "sigma[auto]", s), row("blur2d_sphere", "kornia", s)
+        if a and k:
+            fast = _ms(k, "round_min_ms") / _ms(a)
+            lo, hi = (
+                _ms(k, "round_min_ms") / _ms(a, "round_max_ms"),
+                _ms(k, "round_max_ms") / _ms(a, "round_min_ms"),
+            )
+            spread = f"rounds {lo:.1f}-{hi:.1f}x" if k.get("round_min_ms") else "no spread recorded"
+            lines.append((fast, f"σ={s:g}: {fast:.1f}x (medians {_ms(k) / _ms(a):.1f}x, {spread})"))
     results.append(
-        (
-            "blur2d_sphere (auto) >= 4x faster than kornia for σ in [1, 32]",
-            worst[0] >= 4,
-            f"smallest speed-up {worst[0]:.1f}x at σ = {worst[1]:g}",
+        _verdict("forward + backward vs kornia (its fastest round), σ 0.5-64: >= 4x", lines, min, 4, ">=")
+    )
+    # 2. backward / forward, isotropic, σ <= 4
+    lines = []
+    for s in sigmas_of("blur2d_sphere", 0.0, 4.0):
+        fb, f = (
+            row("blur2d_sphere", "sigma[auto]", s),
+            row("blur2d_sphere" + FORWARD_SUFFIX, "sigma[auto]", s),
+        )
+        if fb and f:
+            ratio = (_ms(fb) - _ms(f)) / _ms(f)
+            lines.append((ratio, f"σ={s:g}: {ratio:.2f}"))
+    results.append(_verdict("backward / forward (auto, isotropic), σ <= 4: <= 2.5", lines, max, 2.5, "<="))
+    # 3. auto regret, every structure, σ and grad case
+    lines = [
+        (v, f"{op} {mode} σ={s:g}: {v:.2f} (fastest {best})")
+        for (op, mode), by_sigma in sorted(regret_table(rows).items())
+        for s, (v, best) in sorted(by_sigma.items())
+    ]
+    results.append(
+        _verdict("auto / fastest exact method, every structure, σ, grad case: <= 1.2", lines, max, 1.2, "<=")
+    )
+    # 4. forward vs OpenCV, σ 1 ... 8
+    lines = []
+    op = "blur2d_sphere" + FORWARD_SUFFIX
+    for s in sigmas_of(op, 1.0, 8.0):
+        a, c = row(op, "sigma[auto]", s), row(op, "opencv", s)
+        if a and c:
+            fast = _ms(c, "round_min_ms") / _ms(a)
+            lines.append((fast, f"σ={s:g}: {fast:.2f}x (medians {_ms(c) / _ms(a):.2f}x)"))
+    results.append(
+        _verdict("forward vs OpenCV GaussianBlur (its fastest round), σ 1-8: >= 1.0x", lines, min, 1.0, ">=")
+    )
+    # 5. small inputs, per call, vs kornia's module
+    lines = []
+    for r in rows:
+        if r["op"] == "small_input" and r["impl"] == "sigma.Blur2d" and r["dtype"] == "float32":
+            k = idx.get(("small_input", "kornia.GaussianBlur2d", float(r["sigma"]), r["shape"]))
+            if k:
+                ratio = _ms(r) / _ms(k, "round_min_ms")
+                lines.append(
+                    (
+                        ratio,
+                        f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f} (medians {_ms(r) / _ms(k):.2f})",
+                    )
+                )
+    results.append(
+        _verdict(
+            "small inputs, forward + backward, sigma / kornia module (its fastest round): <= 1.0",
+            lines,
+            max,
+            1.0,
+            "<=",
         )
     )
-    ratio = t("blur2d_sphere", "sigma[auto]", 64.0) / t("blur2d_sphere", "sigma[auto]", 1.0)
-    results.append(("blur2d_sphere time(σ=64) <= 1.5 x time(σ=1)", ratio <= 1.5, f"ratio {ratio:.2f}"))
-    sp = t("blur2d_full", "dense_conv", 8.0) / t("blur2d_full", "sigma[auto]", 8.0)
-    results.append(("blur2d_full at σ=8 >= 10x faster than a dense conv2d", sp >= 10, f"speed-up {sp:.1f}x"))
-    sp = t("blur2d_local_sphere", "unfold", 4.0) / t("blur2d_local_sphere", "sigma", 4.0)
-    results.append(("blur2d_local_sphere at k=17 >= 5x faster than unfold", sp >= 5, f"speed-up {sp:.1f}x"))
+    # 6. compiled vs eager
+    lines = []
+    for r in rows:
+        if r["impl"] == "compiled" and r["op"].startswith("module_") and r["dtype"] == "float32":
+            e = idx.get((r["op"], "eager", float(r["sigma"]), r["shape"]))
+            if e:
+                ratio = _ms(e) / _ms(r)
+                lines.append((ratio, f"{r['op']} σ={float(r['sigma']):g}: {ratio:.2f}x"))
+    results.append(
+        _verdict("compiled (inductor) module vs eager, forward + backward: >= 1.0x", lines, min, 1.0, ">=")
+    )
+    # standing targets of the previous speed work
+    lines = []
+    d, a = row("blur2d_full", "dense_conv", 8.0), row("blur2d_full", "sigma[auto]", 8.0)
+    if d and a:
+        lines.append((_ms(d) / _ms(a), f"σ=8: {_ms(d) / _ms(a):.1f}x"))
+    results.append(_verdict("blur2d_full at σ=8 vs a dense conv2d: >= 10x", lines, min, 10, ">="))
+    lines = []
+    u, a = row("blur2d_local_sphere", "unfold", 4.0), row("blur2d_local_sphere", "sigma", 4.0)
+    if u and a:
+        lines.append((_ms(u) / _ms(a), f"k=17: {_ms(u) / _ms(a):.1f}x"))
+    results.append(_verdict("blur2d_local_sphere at k=17 vs unfold: >= 5x", lines, min, 5, ">="))
     return results
+
+
+def _verdict(name: str, lines: list, worst, bound: float, sense: str) -> tuple[str, bool | None, str]:
+    if not lines:
+        return name, None, "not measured in this run"
+    value = worst(v for v, _ in lines)
+    ok = value >= bound if sense == ">=" else value <= bound
+    shown = sorted(lines, key=lambda line: line[0], reverse=worst is max)
+    if len(lines) > 8:  # the five worst, in order
+        shown = shown[:5]
+        rest = f"; {len(lines) - 5} more no worse"
+    else:
+        shown, rest = lines, ""
+    detail = f"worst {value:.2f}; " + "; ".join(text for _, text in shown) + rest
+    return name, ok, detail
 
 
 def scale_space_costs(rows: list[dict]) -> list[str]:
@@ -310,12 +658,32 @@ def scale_space_costs(rows: list[dict]) -> list[str]:
     return lines
 
 
+def report(rows: list[dict]) -> int:
+    """Print the scale-space costs, the auto regret table and the targets; 1 if a target fails."""
+    costs = scale_space_costs(rows)
+    if costs:
+        print("# scale space: cost relative to the plain blur")
+        for line in costs:
+            print("  " + line)
+    regret = regret_table(rows)
+    if regret:
+        print_regret_table(regret)
+    failed = 0
+    print("# targets (float32): measured value and verdict")
+    for name, ok, detail in check_targets(rows):
+        failed += ok is False
+        tag = "SKIP" if ok is None else "PASS" if ok else "FAIL"
+        print(f"  [{tag}] {name}: {detail}")
+    print(f"# {failed} target(s) failed")
+    return 1 if failed else 0
+
+
 # ----------------------------------------------------------------------------- per-call overhead
 
 OVERHEAD_SHAPE = (1, 3, 32, 32)
 
 
-def overhead(device: torch.device, min_run_time: float = 0.5) -> dict[str, float]:
+def overhead(device: torch.device, min_run_time: float = 0.5, rounds: int = ROUNDS) -> dict[str, float]:
     """Forward + backward time of a layer on a tiny ``(1, 3, 32, 32)`` input (microseconds).
 
     At this size the work is negligible and the time is per-call overhead: argument
@@ -339,10 +707,44 @@ def overhead(device: torch.device, min_run_time: float = 0.5) -> dict[str, float
     fns["kornia.filters.gaussian_blur2d (σ tensor)"] = lambda: (
         kornia.filters.gaussian_blur2d(x, (7, 7), s, "constant").sum().backward()
     )
-    return {name: med * 1e3 for name, (med, _) in measure(fns, device, min_run_time).items()}
+    return {name: t["median_ms"] * 1e3 for name, t in measure(fns, device, min_run_time, rounds).items()}
 
 
 # ----------------------------------------------------------------------------- main
+
+
+def planned_rows(shape, sigmas, ops, modes, dtypes, device, compile_backend=None):
+    """Yield ``(op as in the CSV, mode, dtype, σ, shape, kernel size, {impl: fn})`` for every row."""
+    for dtype in dtypes:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_()
+        for mode in modes:
+            for op in ops:
+                if op == "small_input":
+                    continue
+                for s in sigmas:
+                    fns = dict(cases(op, s, x, mode, compile_backend))
+                    if fns:
+                        k = 2 * sigma.kernel_radius(s, STD_DEVS) + 1
+                        yield op_name(op, mode), mode, dtype, s, shape, k, fns
+        if "small_input" in ops and dtype == torch.float32 and "forward+backward" in modes:
+            for small in SMALL_SHAPES:
+                for s in SMALL_SIGMAS:
+                    k = 2 * sigma.kernel_radius(s, STD_DEVS) + 1
+                    yield (
+                        "small_input",
+                        "forward+backward",
+                        dtype,
+                        s,
+                        small,
+                        k,
+                        dict(small_cases(small, s, device, compile_backend)),
+                    )
+
+
+def read_rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def main(argv=None) -> int:
@@ -350,87 +752,135 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="float32 only and shorter timing runs")
     ap.add_argument("--out", default=None, help="CSV path (default: sigma/book/results/blur_<device>.csv)")
-    ap.add_argument("--min-run-time", type=float, default=None, help="seconds of timing per row")
+    ap.add_argument(
+        "--min-run-time",
+        type=float,
+        default=None,
+        help="seconds of timing per implementation and row, all rounds",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"interleaved rounds per row (default {ROUNDS})"
+    )
     ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="input shape B x C x H x W")
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS), help="comma-separated σ values")
-    ap.add_argument("--ops", default=",".join(OPS), help="comma-separated blurs to time")
+    ap.add_argument("--ops", default=",".join(OPS), help="comma-separated row groups to time")
+    ap.add_argument("--modes", default=",".join(MODES), help="grad cases: forward+backward, forward")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile'd modules beside eager (about 30 s of compiling per module)",
+    )
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --compile")
     ap.add_argument("--overhead", action="store_true", help="only the per-call overhead table (tiny input)")
+    ap.add_argument(
+        "--report", metavar="CSV", help="print the tables and targets of an existing CSV; no timing"
+    )
+    ap.add_argument(
+        "--plan", action="store_true", help="list the rows a run would time, and a lower bound of its time"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        return report(read_rows(args.report))
     shape = tuple(int(v) for v in args.shape.split("x"))
     sigmas = tuple(float(v) for v in args.sigmas.split(","))
     device = torch.device(args.device)
-    unknown = set(args.ops.split(",")) - set(OPS)
+    ops = args.ops.split(",")
+    unknown = set(ops) - set(OPS)
     if unknown:
         ap.error(f"--ops: unknown {sorted(unknown)}; choose from {', '.join(OPS)}")
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):
+        ap.error(f"--modes: choose from {', '.join(MODES)}")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     dtypes = (torch.float32,) if args.quick else (torch.float32, torch.float64)
     min_run_time = args.min_run_time or (0.2 if args.quick else 1.0)
+    backend = args.compile_backend if args.compile else None
+    if device.type == "cpu":
+        try:  # OpenCV gets the threads PyTorch uses
+            import cv2
+
+            cv2.setNumThreads(torch.get_num_threads())
+        except ImportError:
+            pass
     if args.overhead:
-        _print_overhead(device, min_run_time)
+        _print_overhead(device, min_run_time, args.rounds)
+        return 0
+    if args.plan:
+        n_rows = n_impl = 0
+        for op, _mode, dtype, s, shp, _k, fns in planned_rows(
+            shape, sigmas, ops, modes, dtypes, device, backend
+        ):
+            n_rows += 1
+            n_impl += len(fns)
+            print(f"{op:28s} {str(dtype)[6:]:8s} σ={s:<5g} {'x'.join(map(str, shp)):12s} {', '.join(fns)}")
+        print(
+            f"# {n_rows} rows, {n_impl} timed implementations x {min_run_time:g} s = at least "
+            f"{n_impl * min_run_time / 60:.1f} min of timing, plus one warm-up and one memory call each "
+            f"and the last call of every round (slow baselines: {args.rounds} calls or more)"
+        )
         return 0
     info = machine(device)
+    info["baselines"] = baseline_versions()
     out = Path(
         args.out
         or Path(__file__).resolve().parent.parent / "sigma" / "book" / "results" / f"blur_{device.type}.csv"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"# machine: {info}")
-    print(f"# input {shape}, forward + backward (input and scale), median of repeated runs")
-    header = f"{'op':20s} {'dtype':8s} {'σ':>5s} {'k':>4s} {'impl':14s} {'median ms':>10s} {'iqr ms':>8s} {'peak MiB':>9s}"
+    print(
+        f"# input {shape}; {args.rounds} interleaved rounds per row (order reversed every other round), "
+        "median of the per-round medians, spread = fastest and slowest round"
+    )
+    header = (
+        f"{'op':28s} {'dtype':8s} {'σ':>5s} {'k':>4s} {'impl':22s} {'median ms':>10s} "
+        f"{'rounds ms':>17s} {'iqr ms':>8s} {'peak MiB':>9s}"
+    )
     print(header)
     rows = []
     start = time.time()
-    for dtype in dtypes:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_()
-        for op in args.ops.split(","):
-            for s in sigmas:
-                k = 2 * sigma.kernel_radius(s, STD_DEVS) + 1
-                fns = dict(cases(op, s, x))
-                timings = measure(fns, device, min_run_time) if fns else {}
-                for impl, fn in fns.items():
-                    med, iqr = timings[impl]
-                    mem = peak_memory_mb(fn, device)
-                    x.grad = None
-                    row = dict(
-                        op=op,
-                        impl=impl,
-                        dtype=str(dtype).replace("torch.", ""),
-                        sigma=s,
-                        kernel_size=k,
-                        median_ms=f"{med:.3f}",
-                        iqr_ms=f"{iqr:.3f}",
-                        peak_mib=f"{mem:.1f}",
-                        shape="x".join(map(str, shape)),
-                        **info,
-                    )
-                    rows.append(row)
-                    print(
-                        f"{op:20s} {row['dtype']:8s} {s:5g} {k:4d} {impl:14s} {med:10.2f} {iqr:8.2f} {mem:9.1f}",
-                        flush=True,
-                    )
+    for op, mode, dtype, s, shp, k, fns in planned_rows(shape, sigmas, ops, modes, dtypes, device, backend):
+        timings = measure(fns, device, min_run_time, args.rounds)
+        for impl, fn in fns.items():
+            t = timings[impl]
+            mem = peak_memory_mb(fn, device)
+            row = dict(
+                op=op,
+                impl=impl,
+                dtype=str(dtype).replace("torch.", ""),
+                sigma=s,
+                kernel_size=k,
+                median_ms=f"{t['median_ms']:.4f}",
+                iqr_ms=f"{t['iqr_ms']:.4f}",
+                peak_mib=f"{mem:.1f}",
+                shape="x".join(map(str, shp)),
+                mode=mode,
+                rounds=t["rounds"],
+                round_min_ms=f"{t['round_min_ms']:.4f}",
+                round_max_ms=f"{t['round_max_ms']:.4f}",
+                calls=t["calls"],
+                **info,
+            )
+            rows.append(row)
+            spread = f"{t['round_min_ms']:.2f}-{t['round_max_ms']:.2f}"
+            print(
+                f"{op:28s} {row['dtype']:8s} {s:5g} {k:4d} {impl:22s} {t['median_ms']:10.3f} "
+                f"{spread:>17s} {t['iqr_ms']:8.2f} {mem:9.1f}",
+                flush=True,
+            )
     with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(FIELDS))
         writer.writeheader()
         writer.writerows(rows)
     print(f"# wrote {len(rows)} rows to {out} in {time.time() - start:.0f} s")
-    costs = scale_space_costs(rows)
-    if costs:
-        print("# scale space: cost relative to the plain blur")
-        for line in costs:
-            print("  " + line)
-    failed = 0
-    if torch.float32 in dtypes:
-        print("# targets (float32):")
-        for name, ok, detail in check_targets(rows):
-            failed += not ok
-            print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
-    _print_overhead(device, min_run_time)
-    return 1 if failed else 0
+    status = report(rows)
+    _print_overhead(device, min_run_time, args.rounds)
+    return status
 
 
-def _print_overhead(device: torch.device, min_run_time: float) -> None:
-    print(f"# per-call overhead: forward + backward on {OVERHEAD_SHAPE}, float32, median")
-    for name, us in overhead(device, min_run_time).items():
+def _print_overhead(device: torch.device, min_run_time: float, rounds: int = ROUNDS) -> None:
+    print(f"# per-call overhead: forward + backward on {OVERHEAD_SHAPE}, float32, median of rounds")
+    for name, us in overhead(device, min_run_time, rounds).items():
         print(f"  {name:44s} {us:8.1f} us")
 
 
