@@ -27,6 +27,8 @@ scale parameters (op ``blur2d_sphere`` etc.), and forward only under ``torch.no_
 * scale-space variants of ``blur2d_sphere`` (op ``scale_space``, σ in {1, 4, 16}): the
   Gaussian derivatives ``order=(1, 1)`` and ``order=(2, 0)`` and ``kernel='discrete'``
   beside the plain blur (``order=0``), reported as their cost relative to it;
+* the backward's cost (op ``backward_cost``, ``blur2d_sphere`` with ``auto``, σ <= 4): the
+  forward with autograd recording (impl ``forward``) raced against forward + backward;
 * small inputs (op ``small_input``, shapes (1, 1, 8, 8) and (1, 3, 32, 32), float32,
   forward + backward): ``sigma.Blur2d`` against kornia's ``GaussianBlur2d`` module;
 * with ``--compile``: ``torch.compile`` (inductor) modules beside eager ones (ops
@@ -72,7 +74,10 @@ LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
 #: the structures of the auto-regret table, in its order
 STRUCTURES = ("blur2d_sphere", "blur2d_diag", "blur2d_full", "blur2d_local_sphere", "dog2d")
-OPS = STRUCTURES + ("scale_space", "small_input", "module_sphere", "module_full")
+OPS = STRUCTURES + ("backward_cost", "scale_space", "small_input", "module_sphere", "module_full")
+#: backward_cost rows (blur2d_sphere, auto): the forward with autograd recording, raced against
+#: forward + backward; the backward's cost is their difference
+BACKWARD_COST_MAX_SIGMA = 4.0
 #: grad cases: forward + backward (the op's plain name) and forward only (op + "/forward")
 MODES = ("forward+backward", "forward")
 FORWARD_SUFFIX = "/forward"
@@ -320,6 +325,9 @@ def cases(
             out.append(
                 ("dense_conv", fb(lambda: dense_blur(xi, sigma.gauss2d_full(sigma.logchol_to_cov(logchol)))))
             )
+    elif op == "backward_cost" and backward and s <= BACKWARD_COST_MAX_SIGMA:
+        out.append(("forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS)))  # graph recorded, no backward
+        out.append(("forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS))))
     elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
             out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(xi, p, STD_DEVS, **opts))))
@@ -559,11 +567,8 @@ def check_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
     )
     # 2. backward / forward, isotropic, σ <= 4
     lines = []
-    for s in sigmas_of("blur2d_sphere", 0.0, 4.0):
-        fb, f = (
-            row("blur2d_sphere", "sigma[auto]", s),
-            row("blur2d_sphere" + FORWARD_SUFFIX, "sigma[auto]", s),
-        )
+    for s in sigmas_of("backward_cost", 0.0, 4.0):
+        fb, f = row("backward_cost", "forward+backward", s), row("backward_cost", "forward", s)
         if fb and f:
             ratio = (_ms(fb) - _ms(f)) / _ms(f)
             lines.append((ratio, f"σ={s:g}: {ratio:.2f}"))

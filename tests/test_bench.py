@@ -64,6 +64,7 @@ def test_benchmark_writes_every_implementation(tiny_run):
             assert (shape, impl) in small
     for op in ("module_sphere", "module_full"):
         assert {(op, "eager"), (op, "compiled")} <= impls
+    assert {("backward_cost", "forward"), ("backward_cost", "forward+backward")} <= impls
     for r in rows:
         assert float(r["median_ms"]) > 0
         assert r["cpu"] and r["cpu_isa"] and r["torch"] and r["threads"] and r["device"] == "cpu"
@@ -130,6 +131,8 @@ def synthetic_rows(kornia_fastest=50.0):
             _row("blur2d_sphere", "sigma[fft]", s, 9.0),
             _row("blur2d_sphere", "kornia", s, 100.0, kornia_fastest, 200.0),
             _row("blur2d_sphere/forward", "sigma[auto]", s, 4.0),
+            _row("backward_cost", "forward", s, 4.0),
+            _row("backward_cost", "forward+backward", s, 10.0),
             _row("blur2d_sphere/forward", "sigma[direct]", s, 4.0),
             _row("blur2d_sphere/forward", "opencv", s, 5.0, 4.5, 6.0),
             _row("blur2d_local_sphere", "sigma", s, 3.0),
