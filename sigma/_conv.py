@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._band import BLOCK, band_correlate, band_tap_grads
+from ._dense import DENSE_MAX_LENGTH, dense_axis, dense_separable
 from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
 
 # method='auto': kernels up to these sizes use shifted sums ('direct'); longer 1D
@@ -143,12 +144,12 @@ class _ShiftCorr(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             if torch.is_grad_enabled() or traced():  # double backward, compile: differentiable form
                 gw = _tap_grads_graph(g, x, w, dim)
-            elif dim % x.dim() == x.dim() - 1:
-                # along the last axis the shifted flat vectors are misaligned in memory
-                # (several times slower dot products): the banded product is faster
-                gw = band_tap_grads(g, x, k, dim, w.dim() == 2)
-            elif w.dim() == 1 and g.is_contiguous() and x.is_contiguous():
+            elif w.dim() == 1 and g.is_contiguous() and x.is_contiguous() and _flat_taps_pay(k, dim, x):
                 gw = _tap_grads_flat(g, x, k, dim)
+            elif dim % x.dim() == x.dim() - 1:
+                # along the last axis, long kernels: one banded product per block of
+                # outputs costs less than k passes over the data
+                gw = band_tap_grads(g, x, k, dim, w.dim() == 2)
             else:
                 dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
                 buf = torch.empty_like(g)
@@ -212,6 +213,28 @@ def _tap_grads_graph(g: Tensor, x: Tensor, w: Tensor, dim: int) -> Tensor:
     return torch.stack(taps, -1)
 
 
+#: along the last axis, the kernel gradient takes one dot product per tap up to this many
+#: taps and the banded products beyond: a dot product costs about one pass over the data,
+#: a banded tap-gradient about ten, whatever the kernel size (measured on CPU, float32 and
+#: float64, (8, 3, 256, 256))
+FLAT_TAPS_MAX_LAST_AXIS = 9
+
+
+def _flat_taps_pay(k: int, dim: int, x: Tensor) -> bool:
+    """Whether :func:`_tap_grads_flat` beats :func:`band_tap_grads` for ``k`` taps along ``dim``."""
+    return dim % x.dim() != x.dim() - 1 or k <= FLAT_TAPS_MAX_LAST_AXIS
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.dot(a, b)`` of two flat views, through a matrix-vector product in float32
+    when either view starts off a 64-byte boundary: MKL's float32 dot product runs about
+    five times slower on such views, its matrix-vector product does not (and in float64
+    the dot product is the faster of the two either way)."""
+    if a.dtype == torch.float32 and a.device.type == "cpu" and (a.data_ptr() % 64 or b.data_ptr() % 64):
+        return torch.mv(a.view(1, -1), b).view(())
+    return torch.dot(a, b)
+
+
 def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
     """``gw[j] = sum_i g[i] * x[i + j - h]`` along ``dim`` (zero outside), for contiguous tensors.
 
@@ -224,7 +247,7 @@ def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
     s = math.prod(x.shape[dim:]) // L if L else 1  # elements per step along dim
     gf, xf = g.reshape(-1), x.reshape(-1)
     taps = [
-        torch.dot(gf[max(0, -o) * s : N - max(0, o) * s], xf[max(0, o) * s : N - max(0, -o) * s])
+        _dot(gf[max(0, -o) * s : N - max(0, o) * s], xf[max(0, o) * s : N - max(0, -o) * s])
         for o in range(-h, h + 1)
     ]
     gw = torch.stack(taps)
@@ -264,10 +287,88 @@ def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     return y
 
 
+class _ShiftCorr2d(torch.autograd.Function):
+    """'Same' correlation of ``x`` (B, C, H, W) with a dense ``w`` (ky, kx) or (C, ky, kx), zero
+    boundary, as a sum of shifted copies: one in-place multiply-add per tap, no padded copy.
+
+    ``y[i, j] = sum_{a, b} w[a, b] x[i + a - hy, j + b - hx]``. The backward pass is the
+    same correlation with the flipped kernel, and one product-and-sum per tap (into a
+    reused buffer) for the kernel; with a graph being built (double backward) it uses
+    differentiable operations only. On CPU this is several times faster than a depthwise
+    ``conv2d`` for the small kernels it is used for, in the forward and in the weight gradient.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor) -> Tensor:
+        ky, kx = w.shape[-2:]
+        hy, hx = (ky - 1) // 2, (kx - 1) // 2
+        H, W = x.shape[-2:]
+        y = torch.mul(x, _tap2(w, hy, hx, x))
+        for a in range(ky):
+            ra, rb, rn = _overlap(a - hy, H)
+            for b in range(kx):
+                if (a, b) != (hy, hx) and rn > 0:
+                    ca, cb, cn = _overlap(b - hx, W)
+                    if cn > 0:
+                        y[..., ra : ra + rn, ca : ca + cn].addcmul_(
+                            x[..., rb : rb + rn, cb : cb + cn], _tap2(w, a, b, x)
+                        )
+        return y
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w = inputs
+        ctx.save_for_backward(x, w)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, w = ctx.saved_tensors
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = apply(_ShiftCorr2d, g, w.flip(-1, -2))
+        if ctx.needs_input_grad[1]:
+            ky, kx = w.shape[-2:]
+            hy, hx = (ky - 1) // 2, (kx - 1) // 2
+            H, W = x.shape[-2:]
+            dims = [d for d in range(g.dim()) if not (w.dim() == 3 and d == 1)]
+            graph = torch.is_grad_enabled() or traced()
+            buf = None if graph else torch.empty_like(g)
+            taps = []
+            for a in range(ky):
+                ra, rb, rn = _overlap(a - hy, H)
+                for b in range(kx):
+                    ca, cb, cn = _overlap(b - hx, W)
+                    if rn <= 0 or cn <= 0:
+                        taps.append(g.new_zeros(w.shape[:-2]))
+                        continue
+                    gs = g[..., ra : ra + rn, ca : ca + cn]
+                    xs = x[..., rb : rb + rn, cb : cb + cn]
+                    prod = gs * xs if graph else torch.mul(gs, xs, out=buf[..., :rn, :cn])
+                    taps.append(prod.sum(dims))
+            gw = torch.stack(taps, -1).unflatten(-1, (ky, kx))
+        return gx, gw
+
+
+_ShiftCorr2d.eager = eager_twin(_ShiftCorr2d)
+
+
+def _tap2(w: Tensor, a: int, b: int, ref: Tensor) -> Tensor:
+    """Tap ``(a, b)`` of a ``(ky, kx)`` or ``(C, ky, kx)`` kernel, shaped to broadcast against ``ref``."""
+    t = w[..., a, b]
+    return t if w.dim() == 2 else t.reshape((1, -1) + (1,) * (ref.dim() - 2))
+
+
 def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     H, W = x.shape[-2:]
-    w, hy = fold_kernel(w, hy, H, mode, dim=-2)
+    w, hy = fold_kernel(w.to(x.dtype), hy, H, mode, dim=-2)
     w, hx = fold_kernel(w, hx, W, mode, dim=-1)
+    if x.device.type == "cpu":  # shifted sums; a depthwise conv2d is several times slower on CPU
+        if MODES[mode].index is None:
+            return apply(_ShiftCorr2d, x, w)
+        xp = pad_axis(pad_axis(x, hy, hy, mode, -2), hx, hx, mode, -1)
+        return apply(_ShiftCorr2d, xp, w)[..., hy : hy + H, hx : hx + W]
     xp = pad_axis(pad_axis(x, hy, hy, mode, -2), hx, hx, mode, -1)
     C = x.shape[1]
     weight = w.expand(C, *w.shape[-2:]) if w.dim() == 2 else w
@@ -462,7 +563,10 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
     auto = method == "auto"
     if auto:
         method = _auto_axis(h, x.shape[dim], mode)
-    method = _no_matmul_traced(_no_fft(x, method, auto), x, w)
+    method = _no_fft(x, method, auto)
+    if method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
+        return dense_axis(x, w, dim, mode)
+    method = _no_matmul_traced(method, x, w)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
     if method == "matmul":
@@ -486,6 +590,8 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
             return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
         method = "fft"
     method = _no_fft(x, method, False)
+    if method == "matmul" and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
+        return dense_separable(x, wy, wx, mode)
     if method in ("direct", "matmul"):
         return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
     return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, method)

@@ -1,0 +1,88 @@
+"""Correlation along a short axis as one matrix product, the boundary rule folded in.
+
+Along an axis of ``L`` samples, a 'same' correlation with a kernel of ``k = 2h + 1`` taps
+under any boundary rule is a linear map ``y = A x`` with an ``(L, L)`` matrix
+
+    A[i, j] = sum of w[t] over the taps t whose padded position i + t - h reads sample j
+
+(:func:`sigma._padding.index_map`; under ``'zeros'`` a tap beyond the signal reads
+nothing). ``A = w @ P`` for a fixed 0/1 tensor ``P`` of shape ``(k, L * L)``, so the
+whole blur is a few small matrix products that autograd differentiates in ``x`` and in
+the kernel (``dw = P @ dA``), twice if asked, under ``torch.compile`` and ``vmap`` alike.
+
+This is the banded product of :mod:`sigma._band` with a single block whose band covers
+the whole axis: it costs ``L`` multiply-adds per output instead of ``k``, so it is used
+for short axes only (``L <= DENSE_MAX_LENGTH``), where a handful of operations beats the
+``k`` passes and the per-tap bookkeeping of the shifted sums.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from ._padding import MODES, index_map
+
+#: longest axis :func:`dense_axis` is used for (its cost grows with ``L`` per output)
+DENSE_MAX_LENGTH = 32
+
+
+@functools.lru_cache(maxsize=64)
+def _placement_cached(length: int, h: int, mode: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return _placement(length, h, mode, device, dtype)
+
+
+def _placement(length: int, h: int, mode: str, device, dtype) -> Tensor:
+    """``P`` of shape ``(2h + 1, L * L)``: ``P[t, i * L + j] = 1`` where tap ``t`` of output ``i`` reads ``j``."""
+    k = 2 * h + 1
+    pos = (
+        torch.arange(length, device=device)[:, None] + torch.arange(-h, h + 1, device=device)[None, :]
+    )  # (L, k)
+    if MODES[mode].index is None:
+        valid = (pos >= 0) & (pos < length)
+        src = pos.clamp(0, length - 1)
+    else:
+        src = index_map(length, h, h, mode, device)[pos + h]
+        valid = torch.ones_like(src, dtype=torch.bool)
+    flat = torch.arange(length, device=device)[:, None] * length + src  # (L, k) -> index into L * L
+    p = torch.zeros(k, length * length, dtype=dtype, device=device)
+    p.scatter_(1, flat.T, valid.T.to(dtype))
+    return p
+
+
+def placement(length: int, h: int, mode: str, like: Tensor) -> Tensor:
+    """The 0/1 tensor ``P`` (``(2h + 1, L * L)``, dtype and device of ``like``), cached outside tracing."""
+    from ._conv import traced  # local: _conv imports this module
+
+    if traced(like):
+        return _placement(length, h, mode, like.device, like.dtype)
+    return _placement_cached(length, h, mode, like.device, like.dtype)
+
+
+def axis_matrix(w: Tensor, length: int, mode: str) -> Tensor:
+    """``A`` of shape ``(L, L)`` (or ``(C, L, L)`` for ``w`` of shape ``(C, k)``): ``y = A x`` along the axis."""
+    h = (w.shape[-1] - 1) // 2
+    p = placement(length, h, mode, w)
+    return (w @ p).unflatten(-1, (length, length))
+
+
+def dense_axis(x: Tensor, w: Tensor, dim: int, mode: str) -> Tensor:
+    """Correlate ``x`` (B, C, ...) with ``w`` (k,) or (C, k) along ``dim``."""
+    dim = dim % x.dim()
+    a = axis_matrix(w.to(x.dtype), x.shape[dim], mode)
+    if x.dim() == 4 and dim == 2:  # down the rows: (C, H, H) or (H, H) against (B, C, H, W)
+        return a @ x
+    # along the last axis, as (B, C, M, L) @ (C, L, L)^T; batch dims broadcast over (B, C)
+    xt = x.movedim(dim, -1)
+    y = xt.reshape(x.shape[0], x.shape[1], -1, x.shape[dim]) @ a.transpose(-1, -2)
+    return y.reshape(xt.shape).movedim(-1, dim)
+
+
+def dense_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str) -> Tensor:
+    """Correlate ``x`` (B, C, H, W) with ``wy`` down the rows and ``wx`` along the columns: ``A_y x A_x^T``."""
+    ay = axis_matrix(wy.to(x.dtype), x.shape[-2], mode)
+    same = wx is wy and x.shape[-1] == x.shape[-2]  # an isotropic blur of a square image
+    ax = ay if same else axis_matrix(wx.to(x.dtype), x.shape[-1], mode)
+    return ay @ x @ ax.transpose(-1, -2)
