@@ -1,0 +1,185 @@
+"""The engines added for the training path: whole-axis matrices for short axes, 2D shifted
+sums for dense kernels, the one-node sampled Gaussian, and the tap-gradient dot products.
+
+Each is checked against an independent path (scipy through :mod:`reference`, or another
+engine that the scipy tests cover) in float64, and its gradients with gradcheck and
+gradgradcheck.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+import sigma
+from sigma import _conv, _dense
+from sigma.kernels import SIGMA_FLOOR, _gauss1d, _profile
+
+f64 = torch.float64
+MODES = ref.PADDING_MODES
+OPTS = dict(eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- whole-axis matrices
+
+
+@pytest.mark.parametrize("padding_mode", MODES)
+@pytest.mark.parametrize("length", [1, 2, 7, _dense.DENSE_MAX_LENGTH])
+@pytest.mark.parametrize("h", [0, 1, 4, 40])  # 40: a kernel wider than every axis here
+def test_dense_axis_matches_shifted_sums(padding_mode, length, h):
+    torch.manual_seed(length + h)
+    for shape, dim in (((2, 3, length), -1), ((2, 3, length, 5), -2), ((2, 3, 5, length), -1)):
+        x = torch.randn(shape, dtype=f64)
+        for w in (torch.rand(2 * h + 1, dtype=f64), torch.rand(3, 2 * h + 1, dtype=f64)):
+            expected = _conv.correlate_axis(x, w, dim, padding_mode, "direct")
+            got = _dense.dense_axis(x, w, dim, padding_mode)
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding_mode", MODES)
+def test_short_axes_under_matmul_match_scipy(padding_mode):
+    """``method='matmul'`` on axes of at most DENSE_MAX_LENGTH samples takes the whole-axis path."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 9, _dense.DENSE_MAX_LENGTH))
+    for sy, sx in ((0.6, 1.7), (3.0, 9.0)):
+        expected = ref.blur2d_diag(x, sy, sx, 2.0, padding_mode=padding_mode)
+        got = sigma.blur2d_diag(torch.from_numpy(x), sy, sx, 2.0, padding_mode=padding_mode, method="matmul")
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+    s = torch.tensor([0.8, 2.5, 4.0], dtype=f64)
+    x1 = np.ascontiguousarray(x[:, :, 0])  # (2, 3, 32)
+    expected = ref.blur1d(x1, s.numpy(), 2.0, padding_mode=padding_mode)
+    got = sigma.blur1d(torch.from_numpy(x1), s, 2.0, padding_mode=padding_mode, method="matmul")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_dense_path_is_taken_for_short_axes_only(monkeypatch):
+    calls = []
+    real = _dense.axis_matrix
+    monkeypatch.setattr(_dense, "axis_matrix", lambda *a: calls.append(a[1]) or real(*a))
+    x = torch.randn(1, 1, 8, _dense.DENSE_MAX_LENGTH + 1, dtype=f64)
+    sigma.blur2d_sphere(x, 1.0, method="matmul")
+    assert calls == [8]  # the short axis by its matrix, the long one by banded blocks
+    calls.clear()
+    sigma.blur2d_sphere(x[..., :8], 1.0, method="matmul")
+    assert calls == [8]  # a square image blurred isotropically: one matrix for both axes
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+def test_dense_path_gradients(padding_mode):
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 6, 9, dtype=f64, requires_grad=True)
+    q = torch.tensor([0.2, 0.9], dtype=f64, requires_grad=True)  # log σ per channel
+
+    def f(x, q):
+        return sigma.blur2d_diag(x, q.exp(), (q + 0.3).exp(), padding_mode=padding_mode, method="matmul")
+
+    assert gradcheck(f, (x, q), **OPTS)
+    assert gradgradcheck(f, (x, q), **OPTS)
+
+
+def test_placement_is_cached_and_exact():
+    p = _dense.placement(5, 2, "reflect", torch.zeros((), dtype=f64))
+    assert p is _dense.placement(5, 2, "reflect", torch.zeros((), dtype=f64))
+    assert p.shape == (5, 25) and set(p.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(
+        p.sum(0).view(5, 5).sum(1), torch.full((5,), 5.0, dtype=f64)
+    )  # every tap reads one sample
+
+
+# ----------------------------------------------------------------------------- 2D shifted sums
+
+
+@pytest.mark.parametrize("padding_mode", MODES)
+def test_dense_2d_shifted_sums_match_the_fft(padding_mode):
+    torch.manual_seed(1)
+    for hw, hs in (((5, 7), (1, 2)), ((2, 3), (3, 1)), ((9, 9), (5, 5))):
+        x = torch.randn(2, 3, *hw, dtype=f64)
+        for w in (
+            torch.rand(2 * hs[0] + 1, 2 * hs[1] + 1, dtype=f64),
+            torch.rand(3, 2 * hs[0] + 1, 2 * hs[1] + 1, dtype=f64),
+        ):
+            expected = _conv.correlate2d(x, w, padding_mode, "fft")
+            torch.testing.assert_close(
+                _conv.correlate2d(x, w, padding_mode, "direct"), expected, rtol=0, atol=1e-10
+            )
+
+
+def test_dense_2d_shifted_sums_gradients_and_no_conv2d_on_cpu(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("depthwise conv2d used on CPU")
+
+    monkeypatch.setattr(_conv.F, "conv2d", refuse)
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 6, 5, dtype=f64, requires_grad=True)
+    for w in (
+        torch.rand(3, 5, dtype=f64, requires_grad=True),
+        torch.rand(3, 3, 5, dtype=f64, requires_grad=True),
+    ):
+        for mode in ("zeros", "reflect"):
+            assert gradcheck(lambda x, w, mode=mode: _conv.correlate2d(x, w, mode, "direct"), (x, w))
+            assert gradgradcheck(lambda x, w, mode=mode: _conv.correlate2d(x, w, mode, "direct"), (x, w))
+    cov = sigma.rotated_cov(1.2, 0.6, 0.5, dtype=f64).requires_grad_()
+    sigma.blur2d_full(x, cov, method="direct").sum().backward()
+    assert cov.grad is not None and torch.isfinite(cov.grad).all()
+
+
+# ----------------------------------------------------------------------------- one-node Gaussian
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_sampled_gaussian_node_equals_the_formula(shape):
+    torch.manual_seed(3)
+    s = (torch.rand(shape, dtype=f64) * 3 + 0.3).requires_grad_()
+    for h in (1, 4, 9):
+        e = _profile(s, h, "sampled")
+        torch.testing.assert_close(_gauss1d(s, h), e / e.sum(-1, keepdim=True), rtol=0, atol=1e-15)
+        assert gradcheck(lambda s, h=h: _gauss1d(s, h), (s,))
+        assert gradgradcheck(lambda s, h=h: _gauss1d(s, h), (s,))
+    assert _gauss1d(s, 3).grad_fn.name().startswith("_SampledGauss")  # one node
+
+
+def test_sampled_gaussian_below_the_floor_has_zero_gradient():
+    s = torch.tensor([SIGMA_FLOOR / 10, 0.5], dtype=f64, requires_grad=True)
+    w = _gauss1d(s, 2)
+    (g,) = torch.autograd.grad((w * torch.arange(5.0, dtype=f64)).sum(), s)
+    assert g[0] == 0 and g[1] != 0
+    torch.testing.assert_close(w[0], torch.tensor([0, 0, 1, 0, 0], dtype=f64))
+
+
+def test_sampled_gaussian_node_under_vmap():
+    s = torch.tensor([0.7, 1.5, 3.0], dtype=f64)
+    got = torch.func.vmap(lambda v: _gauss1d(v, 4))(s)
+    torch.testing.assert_close(got, _gauss1d(s, 4), rtol=0, atol=1e-15)
+    grads = torch.func.vmap(torch.func.grad(lambda v: _gauss1d(v, 4)[0]))(s)
+    for v, g in zip(s, grads, strict=True):
+        expected = torch.autograd.functional.jacobian(lambda u: _gauss1d(u, 4)[0], v)
+        torch.testing.assert_close(g, expected)
+
+
+# ----------------------------------------------------------------------------- tap-gradient dot products
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_dot_off_alignment_equals_torch_dot(dtype):
+    torch.manual_seed(4)
+    a, b = torch.randn(10_001, dtype=dtype), torch.randn(10_001, dtype=dtype)
+    for o in (0, 1, 3, 16):
+        got = _conv._dot(a[o:], b[: a.numel() - o])
+        expected = torch.dot(a[o:].double(), b[: a.numel() - o].double())
+        tol = 1e-3 if dtype == torch.float32 else 1e-10
+        assert abs(float(got) - float(expected)) <= tol * float(a.abs().sum())
+        assert got.shape == () and got.dtype == dtype
+
+
+@pytest.mark.parametrize("k", [3, _conv.FLAT_TAPS_MAX_LAST_AXIS, _conv.FLAT_TAPS_MAX_LAST_AXIS + 2])
+def test_last_axis_tap_gradients_by_either_path(k):
+    """Dot products (short kernels) and banded products (long ones) give the same kernel gradient."""
+    from sigma._band import band_tap_grads
+
+    torch.manual_seed(5)
+    g, x = torch.randn(2, 3, 7, 40, dtype=f64), torch.randn(2, 3, 7, 40, dtype=f64)
+    flat = _conv._tap_grads_flat(g, x, k, -1)
+    torch.testing.assert_close(flat, band_tap_grads(g, x, k, -1, False), rtol=0, atol=1e-11)
