@@ -34,13 +34,39 @@ from ._band import BLOCK, band_correlate, band_tap_grads
 from ._dense import DENSE_MAX_LENGTH, dense_axis, dense_separable
 from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
 
-# method='auto': kernels up to these sizes use shifted sums ('direct'); longer 1D
-# kernels use banded products ('matmul') while each block reads at most
-# AUTO_MATMUL_MAX_WINDOW inputs, and the FFT beyond. Measured on CPU (see the
-# performance chapter of the book).
+# method='auto' is a deterministic rule of the shapes, the kernel size, the device and the
+# grad case (whether a backward pass will follow), never a timing at run time. Its
+# constants were measured on CPU with benchmarks/bench_blur.py (the book's performance
+# chapter shows the races they come from):
+#
+# * an axis of at most DENSE_MAX_LENGTH samples: one whole-axis matrix ('matmul'), a few
+#   operations in all, where the shifted sums' per-tap operations and the FFT's transforms
+#   cost more than the arithmetic;
+# * kernels up to AUTO_DIRECT_MAX_TAPS_1D taps: shifted sums ('direct');
+# * longer kernels: banded products ('matmul') while a block reads at most
+#   AUTO_MATMUL_MAX_WINDOW inputs (AUTO_MATMUL_MAX_WINDOW_GRAD when a backward pass will
+#   follow: the banded kernel gradient costs a product of a block of outputs against its
+#   whole window; measured equal to the forward's on CPU, kept apart for other devices);
+#   the FFT beyond;
+# * dense 2D kernels (full covariance): 2D shifted sums up to AUTO_DIRECT_MAX_TAPS_2D taps
+#   (AUTO_DIRECT_MAX_TAPS_2D_GRAD with a backward pass), the 2D FFT beyond.
+#
+# Between the shifted sums and the whole-axis matrices (axes up to DENSE_AUTO_MAX_LENGTH on
+# CPU) 'auto' decides by a cost model in microseconds: shifted sums cost AUTO_OP_US per
+# operation plus AUTO_PASS_NS per element and tap; the matrices AUTO_DENSE_FIXED_US plus their
+# multiply-adds at AUTO_MATMUL_GFLOPS; a backward pass multiplies each by its measured factor.
+AUTO_OP_US = 20.0
+AUTO_PASS_NS = 0.064
+AUTO_DENSE_FIXED_US = 120.0
+AUTO_MATMUL_GFLOPS = 120.0
+AUTO_GRAD_FACTOR_DIRECT = 4.3
+AUTO_GRAD_FACTOR_DENSE = 3.4
+DENSE_AUTO_MAX_LENGTH = 128
 AUTO_DIRECT_MAX_TAPS_1D = 9
-AUTO_DIRECT_MAX_TAPS_2D = 9
 AUTO_MATMUL_MAX_WINDOW = 256
+AUTO_MATMUL_MAX_WINDOW_GRAD = 256
+AUTO_DIRECT_MAX_TAPS_2D = 81
+AUTO_DIRECT_MAX_TAPS_2D_GRAD = 25
 
 
 def fast_fft_size(n: int) -> int:
@@ -546,15 +572,48 @@ def _no_fft(x: Tensor, method: str, auto: bool) -> str:
     )
 
 
-def _auto_axis(h: int, length: int, mode: str) -> str:
-    """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h``."""
+def will_backward(x: Tensor, w: Tensor) -> bool:
+    """The grad case ``'auto'`` chooses for: whether autograd records this call (so a
+    backward pass through it may follow)."""
+    return torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+
+
+def _dense_pays(numel: int, lengths: tuple[int, ...], taps: tuple[int, ...], grad: bool, device) -> bool:
+    """Whether whole-axis matrices beat shifted sums for a blur of ``numel`` elements along axes
+    of ``lengths`` with kernels of ``taps`` taps (the cost model above; CPU only, and axes of at
+    most DENSE_MAX_LENGTH samples always take the matrices)."""
+    if max(lengths) <= DENSE_MAX_LENGTH:
+        return True
+    if torch.device(device).type != "cpu" or max(lengths) > DENSE_AUTO_MAX_LENGTH:
+        return False
+    direct = sum(taps) * (AUTO_OP_US + numel * AUTO_PASS_NS * 1e-3)
+    dense = AUTO_DENSE_FIXED_US + 2 * numel * sum(lengths) / (AUTO_MATMUL_GFLOPS * 1e3)
+    if grad:
+        direct, dense = direct * AUTO_GRAD_FACTOR_DIRECT, dense * AUTO_GRAD_FACTOR_DENSE
+    return dense < direct
+
+
+def _auto_axis(h: int, length: int, mode: str, grad: bool = False) -> str:
+    """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h`` when
+    whole-axis matrices do not pay (:func:`_dense_pays`); ``grad``: whether a backward pass
+    will follow."""
+    if length <= DENSE_MAX_LENGTH:
+        return "matmul"  # the whole-axis matrix
     h = folded_radius(h, length, mode)
     if 2 * h + 1 <= AUTO_DIRECT_MAX_TAPS_1D:
         return "direct"
     padded = length if MODES[mode].index is None else length + 2 * h
-    if min(padded, max(BLOCK, 2 * h) + 2 * h) <= AUTO_MATMUL_MAX_WINDOW:
+    block = max(BLOCK, 2 * h)
+    window = min(padded, block + 2 * h)
+    if window <= (AUTO_MATMUL_MAX_WINDOW_GRAD if grad else AUTO_MATMUL_MAX_WINDOW):
         return "matmul"
     return "fft"
+
+
+def _auto_2d(hy: int, hx: int, shape: tuple[int, int], grad: bool) -> str:
+    """The method ``'auto'`` uses for a dense ``(2 hy + 1, 2 hx + 1)`` kernel on an ``(H, W)`` image."""
+    taps = (2 * min(hy, shape[0]) + 1) * (2 * min(hx, shape[1]) + 1)
+    return "direct" if taps <= (AUTO_DIRECT_MAX_TAPS_2D_GRAD if grad else AUTO_DIRECT_MAX_TAPS_2D) else "fft"
 
 
 def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Tensor:
@@ -562,9 +621,13 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
     h = (w.shape[-1] - 1) // 2
     auto = method == "auto"
     if auto:
-        method = _auto_axis(h, x.shape[dim], mode)
+        grad, L = will_backward(x, w), x.shape[dim]
+        taps = 2 * folded_radius(h, L, mode) + 1
+        method = (
+            "dense" if _dense_pays(x.numel(), (L,), (taps,), grad, x.device) else _auto_axis(h, L, mode, grad)
+        )
     method = _no_fft(x, method, auto)
-    if method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
+    if method == "dense" or method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
         return dense_axis(x, w, dim, mode)
     method = _no_matmul_traced(method, x, w)
     if method == "direct":
@@ -583,12 +646,20 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
     chooses per axis, and uses the 2D FFT if either axis would need an FFT.
     """
     if method == "auto":
-        my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode)
-        mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode)
+        grad = will_backward(x, wy) or wx.requires_grad and torch.is_grad_enabled()
+        H, W = x.shape[-2:]
+        taps = (
+            2 * folded_radius((wy.shape[-1] - 1) // 2, H, mode) + 1,
+            2 * folded_radius((wx.shape[-1] - 1) // 2, W, mode) + 1,
+        )
+        if _dense_pays(x.numel(), (H, W), taps, grad, x.device):
+            return dense_separable(x, wy, wx, mode)
+        my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode, grad)
+        mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode, grad)
         my, mx = _no_fft(x, my, True), _no_fft(x, mx, True)
-        if "fft" not in (my, mx):
+        if "fft" not in (my, mx) and my != mx:
             return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
-        method = "fft"
+        method = "fft" if "fft" in (my, mx) else my
     method = _no_fft(x, method, False)
     if method == "matmul" and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
         return dense_separable(x, wy, wx, mode)
@@ -602,8 +673,7 @@ def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
     hy, hx = (w.shape[-2] - 1) // 2, (w.shape[-1] - 1) // 2
     auto = method == "auto"
     if auto:
-        taps = (2 * min(hy, x.shape[-2]) + 1) * (2 * min(hx, x.shape[-1]) + 1)
-        method = "direct" if taps <= AUTO_DIRECT_MAX_TAPS_2D else "fft"
+        method = _auto_2d(hy, hx, x.shape[-2:], will_backward(x, w))
     method = _no_matmul_traced(_no_fft(x, method, auto), x, w)
     if method == "direct":
         return _direct_2d(x, w, hy, hx, mode)

@@ -183,3 +183,56 @@ def test_last_axis_tap_gradients_by_either_path(k):
     g, x = torch.randn(2, 3, 7, 40, dtype=f64), torch.randn(2, 3, 7, 40, dtype=f64)
     flat = _conv._tap_grads_flat(g, x, k, -1)
     torch.testing.assert_close(flat, band_tap_grads(g, x, k, -1, False), rtol=0, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- the auto rule
+
+
+def _chosen(monkeypatch, call) -> list[str]:
+    """The engines one call of ``call()`` runs, by name."""
+    seen = []
+    for name in (
+        "dense_axis",
+        "dense_separable",
+        "_spatial_axis",
+        "_fft_axis",
+        "_fft_2d",
+        "_direct_2d",
+        "_band_2d",
+    ):
+        real = getattr(_conv, name)
+        monkeypatch.setattr(_conv, name, lambda *a, _n=name, _r=real, **k: seen.append(_n) or _r(*a, **k))
+    call()
+    return seen
+
+
+def test_auto_takes_whole_axis_matrices_for_small_images(monkeypatch):
+    x = torch.randn(1, 3, 32, 32, requires_grad=True)
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_sphere(x, 1.0)) == ["dense_separable"]
+    x = torch.randn(1, 3, 8, 300)  # one short axis: its matrix, shifted sums along the long one
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_sphere(x, 1.0)) == ["_spatial_axis", "dense_axis"]
+
+
+def test_auto_cost_model_weighs_batch_kernel_and_grad_case():
+    dense = _conv._dense_pays
+    assert dense(1 * 3 * 64 * 64, (64, 64), (5, 5), False, "cpu")  # few elements: few operations win
+    assert not dense(8 * 3 * 256 * 256, (256, 256), (5, 5), True, "cpu")  # too long an axis
+    assert not dense(64 * 64 * 128 * 128, (128, 128), (5, 5), False, "cpu")  # a large batch, a short kernel
+    assert dense(64 * 64 * 128 * 128, (128, 128), (129, 129), False, "cpu")  # the same batch, a long kernel
+    assert not dense(1 * 3 * 64 * 64, (64, 64), (5, 5), False, "cuda")  # CPU constants only
+    assert dense(1 * 3 * 16 * 16, (16, 16), (5, 5), False, "cuda")  # short axes on every device
+    # the backward pass weighs more for the shifted sums: a case the forward leaves to them
+    numel = 8 * 3 * 64 * 64
+    assert not dense(numel, (64, 64), (5, 5), False, "cpu") and dense(numel, (64, 64), (5, 5), True, "cpu")
+
+
+def test_auto_routes_small_dense_kernels_to_shifted_sums(monkeypatch):
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    small = sigma.rotated_cov(0.5, 0.25, 0.5).requires_grad_()  # a 3 x 3 kernel
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, small)) == ["_direct_2d"]
+    big = sigma.rotated_cov(4.0, 2.0, 0.5)
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, big)) == ["_fft_2d"]
+    mid = sigma.rotated_cov(2.0, 1.0, 0.5)  # 7 x 9 = 63 taps: shifted sums forward only
+    with torch.no_grad():
+        assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid)) == ["_direct_2d"]
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid.requires_grad_())) == ["_fft_2d"]
