@@ -9,7 +9,7 @@ Units: every time is in milliseconds per call (``median_ms``, ``round_min_ms``,
 ``round_max_ms``); ratios are dimensionless. Rows of an older CSV without the spread columns
 are read with their median standing in for the fastest and slowest round.
 
-* :func:`read_rows`: a CSV file as a list of row dicts.
+* :func:`read_rows`: a CSV file as a list of row dicts; :func:`ms`: one timing of a row.
 * :func:`split_op`: ``"blur2d_sphere/forward"`` -> ``("blur2d_sphere", "forward")``.
 * :func:`regret_table`: ``auto``'s time over the fastest exact method's, per structure, grad
   case and σ.
@@ -111,8 +111,11 @@ def _index(rows: list[dict], dtype: str = "float32") -> dict:
     return {(r["op"], r["impl"], float(r["sigma"]), r["shape"]): r for r in rows if r["dtype"] == dtype}
 
 
-def _ms(row: dict, field: str = "median_ms") -> float:
-    """A timing of a row in ms; old CSVs have no spread columns: their median stands in."""
+def ms(row: dict, field: str = "median_ms") -> float:
+    """A timing of a row in ms (``field``: ``median_ms``, ``round_min_ms`` or ``round_max_ms``).
+
+    Old CSVs have no spread columns: their median stands in for the fastest and slowest round.
+    """
     value = row.get(field) or row["median_ms"]
     return float(value)
 
@@ -141,7 +144,7 @@ def regret_table(rows: list[dict], dtype: str = "float32") -> dict:
         op, mode = split_op(r["op"])
         if r["dtype"] != dtype or op not in STRUCTURES:
             continue
-        table.setdefault((op, mode), {}).setdefault(float(r["sigma"]), {})[r["impl"]] = _ms(r)
+        table.setdefault((op, mode), {}).setdefault(float(r["sigma"]), {})[r["impl"]] = ms(r)
     out = {}
     for key, by_sigma in table.items():
         for s, impls in by_sigma.items():
@@ -204,13 +207,13 @@ def check_targets(rows: list[dict]) -> list[Target]:
     for s in sigmas_of("blur2d_sphere", 0.5, 64.0):
         a, k = row("blur2d_sphere", "sigma[auto]", s), row("blur2d_sphere", "kornia", s)
         if a and k:
-            fast = _ms(k, "round_min_ms") / _ms(a)
+            fast = ms(k, "round_min_ms") / ms(a)
             lo, hi = (
-                _ms(k, "round_min_ms") / _ms(a, "round_max_ms"),
-                _ms(k, "round_max_ms") / _ms(a, "round_min_ms"),
+                ms(k, "round_min_ms") / ms(a, "round_max_ms"),
+                ms(k, "round_max_ms") / ms(a, "round_min_ms"),
             )
             spread = f"rounds {lo:.1f}-{hi:.1f}x" if k.get("round_min_ms") else "no spread recorded"
-            lines.append((fast, f"σ={s:g}: {fast:.1f}x (medians {_ms(k) / _ms(a):.1f}x, {spread})"))
+            lines.append((fast, f"σ={s:g}: {fast:.1f}x (medians {ms(k) / ms(a):.1f}x, {spread})"))
     name = "forward + backward vs kornia (its fastest round), σ 0.5-64: >= 4x"
     results.append(_verdict("kornia", name, lines, KORNIA_MIN_SPEEDUP, ">="))
     # 2. backward / forward, isotropic, σ <= 4
@@ -218,7 +221,7 @@ def check_targets(rows: list[dict]) -> list[Target]:
     for s in sigmas_of("backward_cost", 0.0, BACKWARD_MAX_SIGMA):
         fb, f = row("backward_cost", "forward+backward", s), row("backward_cost", "forward", s)
         if fb and f:
-            ratio = (_ms(fb) - _ms(f)) / _ms(f)
+            ratio = (ms(fb) - ms(f)) / ms(f)
             lines.append((ratio, f"σ={s:g}: {ratio:.2f}"))
     name = "backward / forward (auto, isotropic), σ <= 4: <= 2.5"
     results.append(_verdict("backward", name, lines, BACKWARD_MAX_RATIO, "<="))
@@ -236,8 +239,8 @@ def check_targets(rows: list[dict]) -> list[Target]:
     for s in sigmas_of(op, *OPENCV_SIGMAS):
         a, c = row(op, "sigma[auto]", s), row(op, "opencv", s)
         if a and c:
-            fast = _ms(c, "round_min_ms") / _ms(a)
-            lines.append((fast, f"σ={s:g}: {fast:.2f}x (medians {_ms(c) / _ms(a):.2f}x)"))
+            fast = ms(c, "round_min_ms") / ms(a)
+            lines.append((fast, f"σ={s:g}: {fast:.2f}x (medians {ms(c) / ms(a):.2f}x)"))
     name = "forward vs OpenCV GaussianBlur (its fastest round), σ 1-8: >= 1.0x"
     results.append(_verdict("opencv", name, lines, OPENCV_MIN_SPEEDUP, ">="))
     # 5. small inputs, per call, vs kornia's module
@@ -246,8 +249,8 @@ def check_targets(rows: list[dict]) -> list[Target]:
         if r["op"] == "small_input" and r["impl"] == "sigma.Blur2d" and r["dtype"] == "float32":
             k = idx.get(("small_input", "kornia.GaussianBlur2d", float(r["sigma"]), r["shape"]))
             if k:
-                ratio = _ms(r) / _ms(k, "round_min_ms")
-                text = f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f} (medians {_ms(r) / _ms(k):.2f})"
+                ratio = ms(r) / ms(k, "round_min_ms")
+                text = f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f} (medians {ms(r) / ms(k):.2f})"
                 lines.append((ratio, text))
     name = "small inputs, forward + backward, sigma / kornia module (its fastest round): <= 1.0"
     results.append(_verdict("small", name, lines, SMALL_MAX_RATIO, "<="))
@@ -257,12 +260,12 @@ def check_targets(rows: list[dict]) -> list[Target]:
         if r["impl"] == "compiled" and r["op"].startswith("module_") and r["dtype"] == "float32":
             e = idx.get((r["op"], "eager", float(r["sigma"]), r["shape"]))
             if e:
-                ratio = _ms(e) / _ms(r)
+                ratio = ms(e) / ms(r)
                 lines.append((ratio, f"{r['op']} σ={float(r['sigma']):g}: {ratio:.2f}x"))
         if r["impl"] == "sigma.Blur2d[compiled]" and r["dtype"] == "float32":
             e = idx.get((r["op"], "sigma.Blur2d", float(r["sigma"]), r["shape"]))
             if e:
-                ratio = _ms(e) / _ms(r)
+                ratio = ms(e) / ms(r)
                 lines.append((ratio, f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f}x"))
     name = "compiled (inductor) module vs eager, forward + backward: >= 1.0x"
     results.append(_verdict("compiled", name, lines, COMPILED_MIN_SPEEDUP, ">="))
@@ -270,13 +273,13 @@ def check_targets(rows: list[dict]) -> list[Target]:
     lines = []
     d, a = row("blur2d_full", "dense_conv", 8.0), row("blur2d_full", "sigma[auto]", 8.0)
     if d and a:
-        lines.append((_ms(d) / _ms(a), f"σ=8: {_ms(d) / _ms(a):.1f}x"))
+        lines.append((ms(d) / ms(a), f"σ=8: {ms(d) / ms(a):.1f}x"))
     name = "blur2d_full at σ=8 vs a dense conv2d: >= 10x"
     results.append(_verdict("dense", name, lines, DENSE_MIN_SPEEDUP, ">="))
     lines = []
     u, a = row("blur2d_local_sphere", "unfold", 4.0), row("blur2d_local_sphere", "sigma", 4.0)
     if u and a:
-        lines.append((_ms(u) / _ms(a), f"k=17: {_ms(u) / _ms(a):.1f}x"))
+        lines.append((ms(u) / ms(a), f"k=17: {ms(u) / ms(a):.1f}x"))
     name = "blur2d_local_sphere at k=17 vs unfold: >= 5x"
     results.append(_verdict("unfold", name, lines, UNFOLD_MIN_SPEEDUP, ">="))
     return results
