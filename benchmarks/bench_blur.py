@@ -40,7 +40,8 @@ which). Results go to ``sigma/book/results/blur_<device>.csv`` together with the
 machine description; the script then prints the ``auto`` regret table and every speed
 target with its measured value and verdict, and exits with status 1 if a target fails
 (a target with no rows in the run, e.g. compiled vs eager without ``--compile``, is
-skipped). ``--report CSV`` prints the same tables from an existing CSV without measuring;
+skipped). The tables and verdicts are computed by ``sigma.book.speed``, which the performance
+chapter uses too. ``--report CSV`` prints the same tables from an existing CSV without measuring;
 ``--plan`` lists the rows a run would time and a lower bound of its duration.
 
 Usage: ``python benchmarks/bench_blur.py [--quick] [--device cpu|cuda] [--out PATH]
@@ -63,6 +64,15 @@ import torch
 import torch.nn.functional as F
 
 import sigma
+from sigma.book.speed import (
+    MODES,
+    STRUCTURES,
+    check_targets,
+    op_name,
+    read_rows,
+    regret_table,
+    scale_space_costs,
+)
 
 SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 SHAPE = (8, 3, 256, 256)
@@ -72,15 +82,10 @@ DENSE_MAX_SIGMA = 8.0
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
-#: the structures of the auto-regret table, in its order
-STRUCTURES = ("blur2d_sphere", "blur2d_diag", "blur2d_full", "blur2d_local_sphere", "dog2d")
 OPS = STRUCTURES + ("backward_cost", "scale_space", "small_input", "module_sphere", "module_full")
 #: backward_cost rows (blur2d_sphere, auto): the forward with autograd recording, raced against
 #: forward + backward; the backward's cost is their difference
 BACKWARD_COST_MAX_SIGMA = 4.0
-#: grad cases: forward + backward (the op's plain name) and forward only (op + "/forward")
-MODES = ("forward+backward", "forward")
-FORWARD_SUFFIX = "/forward"
 SCALE_SPACE_SIGMAS = (1.0, 4.0, 16.0)
 #: scale_space rows: implementation name -> blur2d_sphere options
 SCALE_SPACE = {
@@ -241,17 +246,6 @@ def methods_of(fn) -> tuple[str, ...]:
     known = set(getattr(sigma._checks, "METHODS", ())) or {"auto", "direct", "matmul", "fft"}
     first = [m for m in ("auto", "direct", "matmul", "fft") if m in known]
     return tuple(first + sorted(known - set(first)))
-
-
-def op_name(op: str, mode: str) -> str:
-    return op + FORWARD_SUFFIX if mode == "forward" else op
-
-
-def split_op(name: str) -> tuple[str, str]:
-    """``(op, mode)`` of a CSV op name (old CSVs have no forward rows)."""
-    if name.endswith(FORWARD_SUFFIX):
-        return name[: -len(FORWARD_SUFFIX)], "forward"
-    return name, "forward+backward"
 
 
 def _compiled(module, backend: str):
@@ -479,48 +473,6 @@ def measure(fns: dict, device: torch.device, min_run_time: float, rounds: int = 
 # ----------------------------------------------------------------------------- targets
 
 
-def _index(rows: list[dict], dtype: str = "float32") -> dict:
-    """``{(op, impl, σ, shape): row}`` for one dtype."""
-    return {(r["op"], r["impl"], float(r["sigma"]), r["shape"]): r for r in rows if r["dtype"] == dtype}
-
-
-def _ms(row: dict, field: str = "median_ms") -> float:
-    """A timing of a row; old CSVs have no spread columns: their median stands in."""
-    value = row.get(field) or row["median_ms"]
-    return float(value)
-
-
-def _main_shape(rows: list[dict]) -> str | None:
-    shapes = [r["shape"] for r in rows if split_op(r["op"])[0] in STRUCTURES]
-    return max(set(shapes), key=shapes.count) if shapes else None
-
-
-def regret_table(rows: list[dict], dtype: str = "float32") -> dict:
-    """``{(structure, mode): {σ: (auto / fastest exact method, fastest method)}}``.
-
-    Exact methods are the ``sigma[<method>]`` rows other than ``auto``. A structure with a
-    single implementation (the per-pixel blur has no ``method`` argument) has regret 1.
-    """
-    table = {}
-    for r in rows:
-        op, mode = split_op(r["op"])
-        if r["dtype"] != dtype or op not in STRUCTURES:
-            continue
-        table.setdefault((op, mode), {}).setdefault(float(r["sigma"]), {})[r["impl"]] = _ms(r)
-    out = {}
-    for key, by_sigma in table.items():
-        for s, impls in by_sigma.items():
-            auto = impls.get("sigma[auto]", impls.get("sigma"))
-            exact = {i: t for i, t in impls.items() if i.startswith("sigma[") and i != "sigma[auto]"}
-            if auto is None:
-                continue
-            if not exact:
-                exact = {"sigma": auto}
-            best = min(exact, key=exact.get)
-            out.setdefault(key, {})[s] = (auto / exact[best], best)
-    return out
-
-
 def print_regret_table(regret: dict) -> None:
     sigmas = sorted({s for by_sigma in regret.values() for s in by_sigma})
     print("# auto regret: auto's time / the fastest exact method's (float32, median of rounds)")
@@ -531,149 +483,6 @@ def print_regret_table(regret: dict) -> None:
             if by_sigma:
                 cells = "".join(f"{by_sigma[s][0]:8.2f}" if s in by_sigma else f"{'-':>8s}" for s in sigmas)
                 print(f"  {op:22s} {mode:17s}{cells}")
-
-
-def check_targets(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
-    """``(target, verdict, measured value)`` for every speed target; verdict None: not measured.
-
-    Baselines (kornia, OpenCV) are compared through their fastest round (the per-round
-    median of their best round), our implementations through their median; the ratios
-    of the medians and the range over the rounds are printed beside.
-    """
-    idx = _index(rows)
-    shape = _main_shape(rows)
-    results = []
-
-    def row(op, impl, s, shp=None):
-        return idx.get((op, impl, s, shp or shape))
-
-    def sigmas_of(op, lo=0.0, hi=math.inf):
-        return sorted({float(r["sigma"]) for r in rows if r["op"] == op and lo <= float(r["sigma"]) <= hi})
-
-    # 1. forward + backward vs kornia, every σ in 0.5 ... 64
-    lines = []
-    for s in sigmas_of("blur2d_sphere", 0.5, 64.0):
-        a, k = row("blur2d_sphere", "sigma[auto]", s), row("blur2d_sphere", "kornia", s)
-        if a and k:
-            fast = _ms(k, "round_min_ms") / _ms(a)
-            lo, hi = (
-                _ms(k, "round_min_ms") / _ms(a, "round_max_ms"),
-                _ms(k, "round_max_ms") / _ms(a, "round_min_ms"),
-            )
-            spread = f"rounds {lo:.1f}-{hi:.1f}x" if k.get("round_min_ms") else "no spread recorded"
-            lines.append((fast, f"σ={s:g}: {fast:.1f}x (medians {_ms(k) / _ms(a):.1f}x, {spread})"))
-    results.append(
-        _verdict("forward + backward vs kornia (its fastest round), σ 0.5-64: >= 4x", lines, min, 4, ">=")
-    )
-    # 2. backward / forward, isotropic, σ <= 4
-    lines = []
-    for s in sigmas_of("backward_cost", 0.0, 4.0):
-        fb, f = row("backward_cost", "forward+backward", s), row("backward_cost", "forward", s)
-        if fb and f:
-            ratio = (_ms(fb) - _ms(f)) / _ms(f)
-            lines.append((ratio, f"σ={s:g}: {ratio:.2f}"))
-    results.append(_verdict("backward / forward (auto, isotropic), σ <= 4: <= 2.5", lines, max, 2.5, "<="))
-    # 3. auto regret, every structure, σ and grad case
-    lines = [
-        (v, f"{op} {mode} σ={s:g}: {v:.2f} (fastest {best})")
-        for (op, mode), by_sigma in sorted(regret_table(rows).items())
-        for s, (v, best) in sorted(by_sigma.items())
-    ]
-    results.append(
-        _verdict("auto / fastest exact method, every structure, σ, grad case: <= 1.2", lines, max, 1.2, "<=")
-    )
-    # 4. forward vs OpenCV, σ 1 ... 8
-    lines = []
-    op = "blur2d_sphere" + FORWARD_SUFFIX
-    for s in sigmas_of(op, 1.0, 8.0):
-        a, c = row(op, "sigma[auto]", s), row(op, "opencv", s)
-        if a and c:
-            fast = _ms(c, "round_min_ms") / _ms(a)
-            lines.append((fast, f"σ={s:g}: {fast:.2f}x (medians {_ms(c) / _ms(a):.2f}x)"))
-    results.append(
-        _verdict("forward vs OpenCV GaussianBlur (its fastest round), σ 1-8: >= 1.0x", lines, min, 1.0, ">=")
-    )
-    # 5. small inputs, per call, vs kornia's module
-    lines = []
-    for r in rows:
-        if r["op"] == "small_input" and r["impl"] == "sigma.Blur2d" and r["dtype"] == "float32":
-            k = idx.get(("small_input", "kornia.GaussianBlur2d", float(r["sigma"]), r["shape"]))
-            if k:
-                ratio = _ms(r) / _ms(k, "round_min_ms")
-                lines.append(
-                    (
-                        ratio,
-                        f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f} (medians {_ms(r) / _ms(k):.2f})",
-                    )
-                )
-    results.append(
-        _verdict(
-            "small inputs, forward + backward, sigma / kornia module (its fastest round): <= 1.0",
-            lines,
-            max,
-            1.0,
-            "<=",
-        )
-    )
-    # 6. compiled vs eager
-    lines = []
-    for r in rows:
-        if r["impl"] == "compiled" and r["op"].startswith("module_") and r["dtype"] == "float32":
-            e = idx.get((r["op"], "eager", float(r["sigma"]), r["shape"]))
-            if e:
-                ratio = _ms(e) / _ms(r)
-                lines.append((ratio, f"{r['op']} σ={float(r['sigma']):g}: {ratio:.2f}x"))
-        if r["impl"] == "sigma.Blur2d[compiled]" and r["dtype"] == "float32":
-            e = idx.get((r["op"], "sigma.Blur2d", float(r["sigma"]), r["shape"]))
-            if e:
-                ratio = _ms(e) / _ms(r)
-                lines.append((ratio, f"{r['shape']} σ={float(r['sigma']):g}: {ratio:.2f}x"))
-    results.append(
-        _verdict("compiled (inductor) module vs eager, forward + backward: >= 1.0x", lines, min, 1.0, ">=")
-    )
-    # standing targets of the previous speed work
-    lines = []
-    d, a = row("blur2d_full", "dense_conv", 8.0), row("blur2d_full", "sigma[auto]", 8.0)
-    if d and a:
-        lines.append((_ms(d) / _ms(a), f"σ=8: {_ms(d) / _ms(a):.1f}x"))
-    results.append(_verdict("blur2d_full at σ=8 vs a dense conv2d: >= 10x", lines, min, 10, ">="))
-    lines = []
-    u, a = row("blur2d_local_sphere", "unfold", 4.0), row("blur2d_local_sphere", "sigma", 4.0)
-    if u and a:
-        lines.append((_ms(u) / _ms(a), f"k=17: {_ms(u) / _ms(a):.1f}x"))
-    results.append(_verdict("blur2d_local_sphere at k=17 vs unfold: >= 5x", lines, min, 5, ">="))
-    return results
-
-
-def _verdict(name: str, lines: list, worst, bound: float, sense: str) -> tuple[str, bool | None, str]:
-    if not lines:
-        return name, None, "not measured in this run"
-    value = worst(v for v, _ in lines)
-    ok = value >= bound if sense == ">=" else value <= bound
-    shown = sorted(lines, key=lambda line: line[0], reverse=worst is max)
-    if len(lines) > 8:  # the five worst, in order
-        shown = shown[:5]
-        rest = f"; {len(lines) - 5} more no worse"
-    else:
-        shown, rest = lines, ""
-    detail = f"worst {value:.2f}; " + "; ".join(text for _, text in shown) + rest
-    return name, ok, detail
-
-
-def scale_space_costs(rows: list[dict]) -> list[str]:
-    """Cost of each scale-space variant relative to the plain blur (``order=0``), per dtype and σ."""
-    base = {
-        (r["dtype"], float(r["sigma"])): float(r["median_ms"])
-        for r in rows
-        if r["op"] == "scale_space" and r["impl"] == "order=0"
-    }
-    lines = []
-    for r in rows:
-        key = (r["dtype"], float(r["sigma"]))
-        if r["op"] == "scale_space" and r["impl"] != "order=0" and key in base:
-            ratio = float(r["median_ms"]) / base[key]
-            lines.append(f"{r['impl']:12s} {r['dtype']:8s} σ = {key[1]:<4g} {ratio:5.2f} x order=0")
-    return lines
 
 
 def report(rows: list[dict]) -> int:
@@ -688,10 +497,9 @@ def report(rows: list[dict]) -> int:
         print_regret_table(regret)
     failed = 0
     print("# targets (float32): measured value and verdict")
-    for name, ok, detail in check_targets(rows):
-        failed += ok is False
-        tag = "SKIP" if ok is None else "PASS" if ok else "FAIL"
-        print(f"  [{tag}] {name}: {detail}")
+    for target in check_targets(rows):
+        failed += target.verdict is False
+        print(f"  [{target.status}] {target.name}: {target.detail}")
     print(f"# {failed} target(s) failed")
     return 1 if failed else 0
 
@@ -758,11 +566,6 @@ def planned_rows(shape, sigmas, ops, modes, dtypes, device, compile_backend=None
                         k,
                         dict(small_cases(small, s, device, compile_backend)),
                     )
-
-
-def read_rows(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def main(argv=None) -> int:

@@ -149,9 +149,7 @@ def synthetic_rows(kornia_fastest=50.0):
 
 
 def test_verdicts_from_a_synthetic_csv(bench):
-    verdicts = {
-        name.split(":")[0]: (ok, detail) for name, ok, detail in bench.check_targets(synthetic_rows())
-    }
+    verdicts = {t.name.split(":")[0]: (t.verdict, t.detail) for t in bench.check_targets(synthetic_rows())}
     kornia = next(v for k, v in verdicts.items() if k.startswith("forward + backward vs kornia"))
     assert kornia[0] is True and "worst 5.00" in kornia[1] and "rounds 4.5-22.2x" in kornia[1]
     backward = next(v for k, v in verdicts.items() if k.startswith("backward / forward"))
@@ -167,7 +165,7 @@ def test_verdicts_from_a_synthetic_csv(bench):
     dense = next(v for k, v in verdicts.items() if k.startswith("blur2d_full at"))
     assert dense[0] is None  # not measured: skipped, not failed
     # kornia's fastest round decides: a median 10x ahead with a fast round 3x ahead fails
-    failing = {name: ok for name, ok, _ in bench.check_targets(synthetic_rows(kornia_fastest=30.0))}
+    failing = {t.name: t.verdict for t in bench.check_targets(synthetic_rows(kornia_fastest=30.0))}
     assert [name for name, ok in failing.items() if ok is False] == [next(iter(failing))]
 
 

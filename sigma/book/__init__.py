@@ -8,10 +8,12 @@ subpackage, and importing it does not import matplotlib (only drawing a figure d
 * :mod:`sigma.book.data`: sample images, σ maps, synthetic tasks and the committed
   benchmark results, all shipped inside the package (nothing is downloaded).
 * :mod:`sigma.book.plot`: the book's figures, in one style.
+* :mod:`sigma.book.speed`: the benchmark's verdicts (``auto`` regret table, speed targets),
+  shared by ``benchmarks/bench_blur.py`` and the performance chapter.
 * :func:`glue`: hand a computed value to the page's prose (``{glue:text}`` role).
 """
 
-from . import data, plot
+from . import data, plot, speed
 from .glue import glue
 from .train import (
     OPTIMIZERS,
@@ -27,6 +29,7 @@ from .train import (
 __all__ = [
     "data",
     "plot",
+    "speed",
     "glue",
     "OPTIMIZERS",
     "FitResult",
