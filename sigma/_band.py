@@ -115,3 +115,25 @@ def band_tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool) ->
     shape = _views(x, dim % x.dim(), per_channel)
     gw = _tap_grads(g.reshape(shape), x.reshape(shape), k)
     return gw if per_channel else gw[0]
+
+
+def band_correlate_unfolded(x: Tensor, w: Tensor, dim: int) -> Tensor:
+    """:func:`band_correlate` without in-place writes, for ``torch.compile`` and ``torch.func``.
+
+    The zero-padded axis is cut into overlapping windows of ``m + 2h`` inputs every ``m``
+    samples (:meth:`Tensor.unfold`, a view), and one batched product with the Toeplitz
+    matrix gives every block's ``m`` outputs; autograd differentiates it in ``x`` and ``w``.
+    """
+    dim = dim % x.dim()
+    L, k = x.shape[dim], w.shape[-1]
+    h = (k - 1) // 2
+    m = _block_size(L, h)
+    nb = -(-L // m)
+    xt = x.movedim(dim, -1)
+    xp = torch.nn.functional.pad(xt, (h, h + nb * m - L))
+    windows = xp.unfold(-1, m + 2 * h, m)  # (..., nb, m + 2h)
+    t = _toeplitz(w, m)  # (m + 2h, m) or (C, m + 2h, m)
+    if w.dim() == 2:  # one kernel per channel: broadcast over the axes after the channels
+        t = t.reshape(t.shape[:1] + (1,) * (windows.dim() - 4) + t.shape[1:])
+    y = (windows @ t).flatten(-2).narrow(-1, 0, L)
+    return y.movedim(-1, dim)

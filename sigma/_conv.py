@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._band import BLOCK, band_correlate, band_tap_grads
+from ._band import BLOCK, band_correlate, band_correlate_unfolded, band_tap_grads
 from ._dense import DENSE_MAX_LENGTH, dense_axis, dense_separable
 from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
 
@@ -163,29 +163,40 @@ class _ShiftCorr(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         x, w = ctx.saved_tensors
         dim, k = ctx.dim, w.shape[-1]
-        h, L = (k - 1) // 2, x.shape[dim]
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = apply(_ShiftCorr, g, w.flip(-1), dim)
         if ctx.needs_input_grad[1]:
             if torch.is_grad_enabled() or traced():  # double backward, compile: differentiable form
                 gw = _tap_grads_graph(g, x, w, dim)
-            elif w.dim() == 1 and g.is_contiguous() and x.is_contiguous() and _flat_taps_pay(k, dim, x):
-                gw = _tap_grads_flat(g, x, k, dim)
-            elif dim % x.dim() == x.dim() - 1:
-                # along the last axis, long kernels: one banded product per block of
-                # outputs costs less than k passes over the data
-                gw = band_tap_grads(g, x, k, dim, w.dim() == 2)
             else:
-                dims = [d for d in range(g.dim()) if not (w.dim() == 2 and d == 1)]
-                buf = torch.empty_like(g)
-                taps = []
-                for j in range(k):
-                    a, b, n = _overlap(j - h, L)
-                    prod = torch.mul(g.narrow(dim, a, n), x.narrow(dim, b, n), out=buf.narrow(dim, 0, n))
-                    taps.append(prod.sum(dims))
-                gw = torch.stack(taps, -1)
+                gw = tap_grads(g, x, k, dim, w.dim() == 2)
         return gx, gw, None
+
+
+def tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool) -> Tensor:
+    """Kernel gradient of the zero-boundary 'same' correlation along ``dim``, no graph:
+    ``gw[..., j] = sum g[i] x[i + j - h]``, ``(k,)`` or ``(C, k)`` if ``per_channel``.
+
+    The cheapest of three exact forms: one dot product per tap of the flattened tensors
+    (a shared kernel, contiguous tensors, and along the last axis short kernels only),
+    banded products along the last axis, or per-tap products into one reused buffer.
+    """
+    h, L = (k - 1) // 2, x.shape[dim]
+    if not per_channel and g.is_contiguous() and x.is_contiguous() and _flat_taps_pay(k, dim, x):
+        return _tap_grads_flat(g, x, k, dim)
+    if dim % x.dim() == x.dim() - 1:
+        # along the last axis, long kernels: one banded product per block of
+        # outputs costs less than k passes over the data
+        return band_tap_grads(g, x, k, dim, per_channel)
+    dims = [d for d in range(g.dim()) if not (per_channel and d == 1)]
+    buf = torch.empty_like(g)
+    taps = []
+    for j in range(k):
+        a, b, n = _overlap(j - h, L)
+        prod = torch.mul(g.narrow(dim, a, n), x.narrow(dim, b, n), out=buf.narrow(dim, 0, n))
+        taps.append(prod.sum(dims))
+    return torch.stack(taps, -1)
 
 
 class _BandCorr(torch.autograd.Function):
@@ -290,14 +301,21 @@ def _tap_grads_flat(g: Tensor, x: Tensor, k: int, dim: int) -> Tensor:
 
 
 def _spatial_axis(x: Tensor, w: Tensor, h: int, dim: int, mode: str, corr) -> Tensor:
-    """Spatial correlation along ``dim`` with ``corr`` (:class:`_ShiftCorr` or :class:`_BandCorr`)."""
+    """Spatial correlation along ``dim`` with ``corr`` (:class:`_ShiftCorr` or :class:`_BandCorr`;
+    None: :func:`band_correlate_unfolded`, the banded products for tracing)."""
     L = x.shape[dim]
     # the kernel follows the data's dtype: under autocast a blur inside a model receives the
     # half-precision output of an earlier layer while its kernel comes from float32 parameters
     w, h = fold_kernel(w.to(x.dtype), h, L, mode)
+
+    def run(x):
+        if _ops.use_ops():  # compiling: the eager engines as opaque operators
+            return _ops.correlate_axis(x, w, dim, "direct" if corr is _ShiftCorr else "matmul")
+        return band_correlate_unfolded(x, w, dim) if corr is None else apply(corr, x, w, dim)
+
     if MODES[mode].index is None:  # zeros: the engines read zeros outside already
-        return apply(corr, x, w, dim)
-    return apply(corr, pad_axis(x, h, h, mode, dim), w, dim).narrow(dim, h, L)
+        return run(x)
+    return run(pad_axis(x, h, h, mode, dim)).narrow(dim, h, L)
 
 
 def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
@@ -306,9 +324,10 @@ def _band_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     w, hy = fold_kernel(w, hy, H, mode, dim=-2)
     w, hx = fold_kernel(w, hx, W, mode, dim=-1)
     xp = pad_axis(x, hy, hy, mode, -2)
+    corr = None if traced(x, w) else _BandCorr
     y = None
     for r in range(2 * hy + 1):
-        t = _spatial_axis(xp.narrow(-2, r, H), w[..., r, :], hx, -1, mode, _BandCorr)
+        t = _spatial_axis(xp.narrow(-2, r, H), w[..., r, :], hx, -1, mode, corr)
         y = t if y is None else y + t
     return y
 
@@ -355,26 +374,31 @@ class _ShiftCorr2d(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = apply(_ShiftCorr2d, g, w.flip(-1, -2))
         if ctx.needs_input_grad[1]:
-            ky, kx = w.shape[-2:]
-            hy, hx = (ky - 1) // 2, (kx - 1) // 2
-            H, W = x.shape[-2:]
-            dims = [d for d in range(g.dim()) if not (w.dim() == 3 and d == 1)]
             graph = torch.is_grad_enabled() or traced()
-            buf = None if graph else torch.empty_like(g)
-            taps = []
-            for a in range(ky):
-                ra, rb, rn = _overlap(a - hy, H)
-                for b in range(kx):
-                    ca, cb, cn = _overlap(b - hx, W)
-                    if rn <= 0 or cn <= 0:
-                        taps.append(g.new_zeros(w.shape[:-2]))
-                        continue
-                    gs = g[..., ra : ra + rn, ca : ca + cn]
-                    xs = x[..., rb : rb + rn, cb : cb + cn]
-                    prod = gs * xs if graph else torch.mul(gs, xs, out=buf[..., :rn, :cn])
-                    taps.append(prod.sum(dims))
-            gw = torch.stack(taps, -1).unflatten(-1, (ky, kx))
+            gw = tap_grads_2d(g, x, w.shape[-2], w.shape[-1], w.dim() == 3, graph)
         return gx, gw
+
+
+def tap_grads_2d(g: Tensor, x: Tensor, ky: int, kx: int, per_channel: bool, graph: bool = False) -> Tensor:
+    """Kernel gradient of :class:`_ShiftCorr2d`: ``(ky, kx)``, or ``(C, ky, kx)`` if ``per_channel``;
+    one product-and-sum per tap, into a reused buffer unless ``graph`` (differentiable form)."""
+    hy, hx = (ky - 1) // 2, (kx - 1) // 2
+    H, W = x.shape[-2:]
+    dims = [d for d in range(g.dim()) if not (per_channel and d == 1)]
+    buf = None if graph else torch.empty_like(g)
+    taps = []
+    for a in range(ky):
+        ra, rb, rn = _overlap(a - hy, H)
+        for b in range(kx):
+            ca, cb, cn = _overlap(b - hx, W)
+            if rn <= 0 or cn <= 0:
+                taps.append(g.new_zeros((x.shape[1],) if per_channel else ()))
+                continue
+            gs = g[..., ra : ra + rn, ca : ca + cn]
+            xs = x[..., rb : rb + rn, cb : cb + cn]
+            prod = gs * xs if graph else torch.mul(gs, xs, out=buf[..., :rn, :cn])
+            taps.append(prod.sum(dims))
+    return torch.stack(taps, -1).unflatten(-1, (ky, kx))
 
 
 _ShiftCorr2d.eager = eager_twin(_ShiftCorr2d)
@@ -391,10 +415,14 @@ def _direct_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
     w, hy = fold_kernel(w.to(x.dtype), hy, H, mode, dim=-2)
     w, hx = fold_kernel(w, hx, W, mode, dim=-1)
     if x.device.type == "cpu":  # shifted sums; a depthwise conv2d is several times slower on CPU
+
+        def run(x):
+            return _ops.correlate_2d(x, w) if _ops.use_ops() else apply(_ShiftCorr2d, x, w)
+
         if MODES[mode].index is None:
-            return apply(_ShiftCorr2d, x, w)
+            return run(x)
         xp = pad_axis(pad_axis(x, hy, hy, mode, -2), hx, hx, mode, -1)
-        return apply(_ShiftCorr2d, xp, w)[..., hy : hy + H, hx : hx + W]
+        return run(xp)[..., hy : hy + H, hx : hx + W]
     xp = pad_axis(pad_axis(x, hy, hy, mode, -2), hx, hx, mode, -1)
     C = x.shape[1]
     weight = w.expand(C, *w.shape[-2:]) if w.dim() == 2 else w
@@ -546,17 +574,14 @@ def traced(*tensors: Tensor) -> bool:
 
     The banded products and the analytic backward passes write into preallocated
     outputs (``out=`` and in-place slices), which vmap cannot batch and dynamo cannot
-    trace; then ``'matmul'`` runs as ``'direct'`` (the same result to rounding) and the
+    trace; then ``'matmul'`` multiplies unfolded windows instead
+    (:func:`sigma._band.band_correlate_unfolded`, the same result to rounding) and the
     backward passes use their plain differentiable forms.
     """
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
         return True
     is_batched = torch._C._functorch.is_batchedtensor
     return any(is_batched(t) for t in tensors)
-
-
-def _no_matmul_traced(method: str, x: Tensor, w: Tensor) -> str:
-    return "direct" if method == "matmul" and traced(x, w) else method
 
 
 def _no_fft(x: Tensor, method: str, auto: bool) -> str:
@@ -629,9 +654,10 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
     method = _no_fft(x, method, auto)
     if method == "dense" or method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
         return dense_axis(x, w, dim, mode)
-    method = _no_matmul_traced(method, x, w)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
+    if method == "matmul" and traced(x, w):
+        return _spatial_axis(x, w, h, dim, mode, None)
     if method == "matmul":
         return _spatial_axis(x, w, h, dim, mode, _BandCorr)
     return _fft_axis(x, w, h, dim, mode)
@@ -674,9 +700,12 @@ def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
     auto = method == "auto"
     if auto:
         method = _auto_2d(hy, hx, x.shape[-2:], will_backward(x, w))
-    method = _no_matmul_traced(_no_fft(x, method, auto), x, w)
+    method = _no_fft(x, method, auto)
     if method == "direct":
         return _direct_2d(x, w, hy, hx, mode)
     if method == "matmul":
         return _band_2d(x, w, hy, hx, mode)
     return _fft_2d(x, w, hy, hx, mode)
+
+
+from . import _ops  # noqa: E402  (after the engines it wraps)

@@ -236,3 +236,104 @@ def test_auto_routes_small_dense_kernels_to_shifted_sums(monkeypatch):
     with torch.no_grad():
         assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid)) == ["_direct_2d"]
     assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid.requires_grad_())) == ["_fft_2d"]
+
+
+# ----------------------------------------------------------------------------- banded products when traced
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_unfolded_banded_products_equal_the_blocks(per_channel):
+    from sigma._band import band_correlate, band_correlate_unfolded
+
+    torch.manual_seed(6)
+    for shape, dim in (((2, 3, 100), -1), ((2, 3, 70, 9), -2), ((2, 3, 9, 70), -1)):
+        x = torch.randn(shape, dtype=f64)
+        for k in (3, 21, 65, 141):  # within a block, across blocks, longer than a block and than the axis
+            w = torch.rand((3, k) if per_channel else (k,), dtype=f64)
+            torch.testing.assert_close(
+                band_correlate_unfolded(x, w, dim), band_correlate(x, w, dim), rtol=0, atol=1e-12
+            )
+
+
+def test_matmul_under_vmap_keeps_the_banded_products(monkeypatch):
+    """Under vmap, ``'matmul'`` multiplies unfolded windows (no shifted sums with one operation per tap)."""
+    from sigma import _band
+
+    torch.manual_seed(7)
+    x = torch.randn(2, 3, 70, 40, dtype=f64)
+    s = torch.tensor([5.0, 9.0], dtype=f64)
+    expected = torch.stack([sigma.blur2d_sphere(x, v, method="matmul", radius=20) for v in s])
+    calls = []
+    real = _band.band_correlate_unfolded
+    monkeypatch.setattr(_conv, "band_correlate_unfolded", lambda *a: calls.append(1) or real(*a))
+    got = torch.func.vmap(lambda v: sigma.blur2d_sphere(x, v, method="matmul", radius=20))(s)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    assert len(calls) == 2  # one per axis
+    grads = torch.func.vmap(
+        torch.func.grad(lambda v: sigma.blur2d_sphere(x, v, method="matmul", radius=20).sum())
+    )(s)
+    for v, g in zip(s, grads, strict=True):
+        v = v.clone().requires_grad_()
+        (e,) = torch.autograd.grad(sigma.blur2d_sphere(x, v, method="matmul", radius=20).sum(), v)
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["direct", "matmul"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_compiled_blur_calls_the_eager_engines_as_operators(method, per_channel):
+    """Under torch.compile the spatial engines are single opaque operators with exact gradients
+    (torch.compile itself offers no double backward; the operators' own second derivatives are
+    checked by the opcheck below)."""
+    torch.manual_seed(8)
+    x = torch.randn(2, 3, 40, 45, dtype=f64, requires_grad=True)
+    s = torch.tensor([3.0, 5.0, 7.0] if per_channel else 4.0, dtype=f64, requires_grad=True)
+
+    def f(x, s):
+        return sigma.blur2d_sphere(x, s, method=method, radius=14)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    y = compiled(x, s)
+    torch.testing.assert_close(y, f(x, s), rtol=0, atol=1e-12)
+    loss = lambda fn: fn(x, s).square().sum()  # noqa: E731
+    g1 = torch.autograd.grad(loss(compiled), (x, s))
+    e1 = torch.autograd.grad(loss(f), (x, s))
+    torch.testing.assert_close(g1, e1, rtol=1e-10, atol=1e-12)
+    gm = torch._dynamo.explain(f)(x, s)
+    assert gm.graph_break_count == 0
+
+
+def test_custom_operators_pass_the_opcheck():
+    from sigma import _ops
+
+    torch.manual_seed(9)
+    x, w = torch.randn(2, 3, 11, 13, dtype=f64), torch.rand(5, dtype=f64)
+    for engine in ("direct", "matmul"):
+        torch.library.opcheck(_ops.correlate_axis, (x, w, -1, engine))
+        torch.library.opcheck(_ops.correlate_axis, (x, torch.rand(3, 5, dtype=f64), -2, engine))
+        torch.library.opcheck(_ops.tap_grads, (torch.randn_like(x), x, 5, -1, False, engine))
+        xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+        assert gradgradcheck(lambda a, b, e=engine: _ops.correlate_axis(a, b, -1, e), (xg, wg))
+
+
+def test_compiled_full_covariance_blur_uses_the_2d_operator():
+    from sigma import _ops
+
+    torch.manual_seed(10)
+    x = torch.randn(2, 3, 20, 22, dtype=f64, requires_grad=True)
+    cov = sigma.rotated_cov(1.0, 0.5, 0.4, dtype=f64).requires_grad_()
+
+    def f(x, cov):
+        return sigma.blur2d_full(x, cov, method="direct", radius=(3, 2))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, cov), f(x, cov), rtol=0, atol=1e-12)
+    g = torch.autograd.grad(compiled(x, cov).square().sum(), (x, cov))
+    e = torch.autograd.grad(f(x, cov).square().sum(), (x, cov))
+    torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+    w = torch.rand(3, 7, 5, dtype=f64)
+    torch.library.opcheck(_ops.correlate_2d, (x.detach(), w))
+    torch.library.opcheck(_ops.tap_grads_2d, (torch.randn_like(x), x.detach(), 7, 5, True))
+    xg, wg = x.detach().clone().requires_grad_(), w[0].clone().requires_grad_()
+    assert gradgradcheck(_ops.correlate_2d, (xg, wg))
