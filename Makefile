@@ -90,7 +90,7 @@ execute: install
 	done
 
 bench: install
-	$(PY) benchmarks/bench_blur.py
+	$(PY) benchmarks/bench_blur.py --compile
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis .ruff_cache
