@@ -184,14 +184,17 @@ def test_report_exit_status_from_a_csv(bench, tmp_path, capsys):
 
 
 def test_committed_csv_still_reads(bench, capsys):
-    """The committed CSV (old columns only) feeds sigma.book.data and the report."""
+    """The committed CSV (written by this harness: rounds and spreads) feeds sigma.book.data and the report."""
     from sigma.book import data
 
     rows = data.benchmark_results("cpu")
-    assert set(OLD_FIELDS) <= set(rows[0])
+    assert set(OLD_FIELDS) <= set(rows[0]) and {"rounds", "round_min_ms", "round_max_ms", "mode"} <= set(
+        rows[0]
+    )
     assert bench.report(rows) in (0, 1)
     printed = capsys.readouterr().out
-    assert "no spread recorded" in printed and "blur2d_full" in printed
+    assert "rounds" in printed and "no spread recorded" not in printed and "blur2d_full" in printed
+    assert "[SKIP]" not in printed  # every target has rows, the compiled ones included
 
 
 def test_plan_lists_rows(bench, capsys):

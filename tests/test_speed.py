@@ -5,6 +5,7 @@ a target without rows has verdict None.
 """
 
 import csv
+import math
 
 import pytest
 
@@ -184,3 +185,49 @@ def test_read_rows_and_scale_space_costs(tmp_path):
         writer.writerows(rows)
     assert speed.read_rows(path) == rows
     assert speed.scale_space_costs(rows) == ["order=(1,1)  float32  σ = 4     1.50 x order=0"]
+
+
+def test_auto_choice_follows_the_engines(monkeypatch):
+    """The method auto_choice names is the engine a real call runs (spied on a 256 x 256 image)."""
+    import torch
+
+    import sigma
+    from sigma import _conv
+    from sigma.book.speed import auto_choice
+
+    names = {
+        "_spatial_axis": None,
+        "_fft_axis": "sigma[fft]",
+        "_fft_2d": "sigma[fft]",
+        "_direct_2d": "sigma[direct]",
+    }
+    for name in names:
+        real = getattr(_conv, name)
+
+        def spy(*a, _n=name, _r=real, **k):
+            seen.append(
+                names[_n]
+                if _n != "_spatial_axis"
+                else ("sigma[direct]" if a[-1] is _conv._ShiftCorr else "sigma[matmul]")
+            )
+            return _r(*a, **k)
+
+        monkeypatch.setattr(_conv, name, spy)
+    x = torch.randn(1, 1, 256, 256)
+    for op, s in (
+        ("blur2d_sphere", 1.0),
+        ("blur2d_sphere", 16.0),
+        ("blur2d_sphere", 64.0),
+        ("blur2d_full", 0.5),
+        ("blur2d_full", 8.0),
+    ):
+        seen = []
+        with torch.no_grad():
+            if op == "blur2d_full":
+                sigma.blur2d_full(x, sigma.rotated_cov(s, s / 2, math.pi / 6))
+            else:
+                sigma.blur2d_sphere(x, s)
+        assert set(seen) == {auto_choice(op, s, "forward", batch=(1, 1))}, (op, s, seen)
+    assert auto_choice("blur2d_full", 8.0, "forward+backward") == "sigma[fft]"
+    assert auto_choice("blur2d_full", 0.5, "forward+backward") == "sigma[direct]"
+    assert auto_choice("blur2d_sphere", 1.0, "forward", side=16) is None  # the whole-axis matrices

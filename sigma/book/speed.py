@@ -302,3 +302,33 @@ def scale_space_costs(rows: list[dict]) -> list[str]:
             ratio = float(r["median_ms"]) / base[key]
             lines.append(f"{r['impl']:12s} {r['dtype']:8s} σ = {key[1]:<4g} {ratio:5.2f} x order=0")
     return lines
+
+
+def auto_choice(op: str, s: float, mode: str, side: int = 256, batch: tuple[int, int] = (8, 3)) -> str | None:
+    """The exact method ``method='auto'`` runs for a benchmark row, from the rule in :mod:`sigma._conv`.
+
+    ``op`` is a structure with a ``method`` argument (``'blur2d_sphere'``, ``'blur2d_diag'``,
+    ``'blur2d_full'`` or ``'dog2d'``) at the benchmark's scales for ``s`` (diag: σ and σ/2; DoG:
+    σ and 1.6 σ on the larger one's support; full: σ and σ/2 rotated by 30°), on a float32 CPU
+    input of shape ``batch + (side, side)``, zero padding; ``mode`` is a row's grad case. Returns
+    ``'sigma[direct]'``, ``'sigma[matmul]'`` or ``'sigma[fft]'``, or None when the two axes run
+    different methods or the whole-axis matrices (which no exact-method row times alone).
+    """
+    import sigma
+    from sigma import _conv
+
+    grad = mode == "forward+backward"
+    numel = batch[0] * batch[1] * side * side
+    if op == "blur2d_full":
+        cov = sigma.rotated_cov(s, s / 2, math.pi / 6)
+        ky, kx = sigma.gauss2d_full(cov).shape
+        return f"sigma[{_conv._auto_2d((ky - 1) // 2, (kx - 1) // 2, (side, side), grad)}]"
+    scales = {"blur2d_sphere": (s, s), "blur2d_diag": (s, s / 2), "dog2d": (1.6 * s, 1.6 * s)}[op]
+    hs = [sigma.kernel_radius(v) for v in scales]
+    taps = tuple(2 * min(h, side - 1) + 1 for h in hs)
+    if _conv._dense_pays(numel, (side, side), taps, grad, "cpu"):
+        return None
+    methods = {_conv._auto_axis(h, side, "zeros", grad) for h in hs}
+    if "fft" in methods:
+        return "sigma[fft]"
+    return f"sigma[{methods.pop()}]" if len(methods) == 1 else None
