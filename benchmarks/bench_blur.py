@@ -342,7 +342,9 @@ def cases(
         # in the eager module too, so that the two differ only in the compilation
         structure, h = op.split("_", 1)[1], sigma.kernel_radius(s, STD_DEVS)
         eager = sigma.Blur2d(s, structure, radius=h, device=device, dtype=dtype)
-        compiled = _compiled(sigma.Blur2d(s, structure, radius=h, device=device, dtype=dtype), compile_backend)
+        compiled = _compiled(
+            sigma.Blur2d(s, structure, radius=h, device=device, dtype=dtype), compile_backend
+        )
         out.append(("eager", fb(lambda: eager(xi))))
         out.append(("compiled", fb(lambda: compiled(xi))))
     return out
