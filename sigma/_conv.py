@@ -672,7 +672,7 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
     chooses per axis, and uses the 2D FFT if either axis would need an FFT.
     """
     if method == "auto":
-        grad = will_backward(x, wy) or wx.requires_grad and torch.is_grad_enabled()
+        grad = will_backward(x, wy) or will_backward(x, wx)
         H, W = x.shape[-2:]
         taps = (
             2 * folded_radius((wy.shape[-1] - 1) // 2, H, mode) + 1,
