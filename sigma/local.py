@@ -160,7 +160,7 @@ def _local_weights(smap: Tensor, h: int, own: float | None, kernel: str = "sampl
     """
     t = torch.arange(-h, h + 1, dtype=smap.dtype, device=smap.device)
     a = _gauss1d(smap, h, kernel, own, r=own_radius(smap, own) if own is not None else None)
-    return a.movedim(-1, 0), t
+    return a.movedim(-1, 0).contiguous(), t  # (k, ...) contiguous: each tap reads unit-stride weights
 
 
 def _local_sphere_reference(
