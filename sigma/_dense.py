@@ -31,7 +31,10 @@ DENSE_MAX_LENGTH = 32
 
 @functools.lru_cache(maxsize=64)
 def _placement_cached(length: int, h: int, mode: str, device: torch.device, dtype: torch.dtype) -> Tensor:
-    return _placement(length, h, mode, device, dtype)
+    # The cache outlives the grad mode of the call that fills it: a tensor made under
+    # torch.inference_mode() could never be saved for a later backward, so build it outside.
+    with torch.inference_mode(False):
+        return _placement(length, h, mode, device, dtype)
 
 
 def _placement(length: int, h: int, mode: str, device, dtype) -> Tensor:
