@@ -14,6 +14,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from ._export import support_read
 from ._padding import PADDING_MODES  # noqa: F401  (re-exported: the one table of modes)
 
 METHODS = frozenset({"auto", "direct", "matmul", "fft"})
@@ -153,6 +154,7 @@ def read_largest(t: Tensor, name: str) -> float:
             f"{name} is batched by torch.func.vmap, so the kernel support cannot follow its value: "
             "pass radius= to fix the support"
         )
+    support_read(name)
     return float(t.detach().max())
 
 

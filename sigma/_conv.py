@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _export
 from ._band import BLOCK, band_correlate, band_correlate_unfolded, band_tap_grads
 from ._dense import DENSE_MAX_LENGTH, dense_axis, dense_separable
 from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
@@ -111,7 +112,11 @@ def eager_twin(cls: type) -> type:
 
 
 def apply(cls: type, *args):
-    """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``."""
+    """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``;
+    while a model is exported, ``cls``'s forward as plain operations (no opaque autograd node
+    in the graph; autograd differentiates them if asked)."""
+    if _export.exporting():
+        return cls.forward(*args)
     return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
 
 
@@ -580,6 +585,8 @@ def traced(*tensors: Tensor) -> bool:
     """
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
         return True
+    if _export.exporting():  # torch.jit.trace records plain operations only
+        return True
     is_batched = torch._C._functorch.is_batchedtensor
     return any(is_batched(t) for t in tensors)
 
@@ -622,7 +629,7 @@ def _auto_axis(h: int, length: int, mode: str, grad: bool = False) -> str:
     """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h`` when
     whole-axis matrices do not pay (:func:`_dense_pays`); ``grad``: whether a backward pass
     will follow."""
-    if length <= DENSE_MAX_LENGTH:
+    if length <= DENSE_MAX_LENGTH and dense_allowed():
         return "matmul"  # the whole-axis matrix
     h = folded_radius(h, length, mode)
     if 2 * h + 1 <= AUTO_DIRECT_MAX_TAPS_1D:
@@ -635,6 +642,15 @@ def _auto_axis(h: int, length: int, mode: str, grad: bool = False) -> str:
     return "fft"
 
 
+def dense_allowed() -> bool:
+    """Whether the whole-axis matrices may be used: not while ``torch.compile`` traces, where
+    the engines run as custom operators instead. With symbolic sizes (``dynamic=True``, or the
+    recompile after a size changed) inductor 2.13 fails on a matrix product's 4D view that a
+    convolution reads ("cannot determine truth value of Relational"), and dynamo offers no
+    test for symbolic sizes that would keep the matrices for static ones."""
+    return not torch.compiler.is_compiling()
+
+
 def _auto_2d(hy: int, hx: int, shape: tuple[int, int], grad: bool) -> str:
     """The method ``'auto'`` uses for a dense ``(2 hy + 1, 2 hx + 1)`` kernel on an ``(H, W)`` image."""
     taps = (2 * min(hy, shape[0]) + 1) * (2 * min(hx, shape[1]) + 1)
@@ -643,16 +659,20 @@ def _auto_2d(hy: int, hx: int, shape: tuple[int, int], grad: bool) -> str:
 
 def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, ...) with kernel ``w`` (k,) or (C, k) along ``dim``."""
+    if _export.exporting():
+        return _export.conv_axis(x, w, dim, mode)
     h = (w.shape[-1] - 1) // 2
     auto = method == "auto"
     if auto:
         grad, L = will_backward(x, w), x.shape[dim]
         taps = 2 * folded_radius(h, L, mode) + 1
         method = (
-            "dense" if _dense_pays(x.numel(), (L,), (taps,), grad, x.device) else _auto_axis(h, L, mode, grad)
+            "dense"
+            if dense_allowed() and _dense_pays(x.numel(), (L,), (taps,), grad, x.device)
+            else _auto_axis(h, L, mode, grad)
         )
     method = _no_fft(x, method, auto)
-    if method == "dense" or method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
+    if method == "dense" or method == "matmul" and dense_allowed() and x.shape[dim] <= DENSE_MAX_LENGTH:
         return dense_axis(x, w, dim, mode)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
@@ -671,6 +691,8 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
     second padded copy, and the column transforms run on half-spectra). ``'auto'``
     chooses per axis, and uses the 2D FFT if either axis would need an FFT.
     """
+    if _export.exporting():
+        return _export.conv_separable(x, wy, wx, mode)
     if method == "auto":
         grad = will_backward(x, wy) or will_backward(x, wx)
         H, W = x.shape[-2:]
@@ -678,7 +700,7 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
             2 * folded_radius((wy.shape[-1] - 1) // 2, H, mode) + 1,
             2 * folded_radius((wx.shape[-1] - 1) // 2, W, mode) + 1,
         )
-        if _dense_pays(x.numel(), (H, W), taps, grad, x.device):
+        if dense_allowed() and _dense_pays(x.numel(), (H, W), taps, grad, x.device):
             return dense_separable(x, wy, wx, mode)
         my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode, grad)
         mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode, grad)
@@ -687,7 +709,7 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
             return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
         method = "fft" if "fft" in (my, mx) else my
     method = _no_fft(x, method, False)
-    if method == "matmul" and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
+    if method == "matmul" and dense_allowed() and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
         return dense_separable(x, wy, wx, mode)
     if method in ("direct", "matmul"):
         return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
@@ -696,6 +718,8 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
 
 def correlate2d(x: Tensor, w: Tensor, mode: str, method: str) -> Tensor:
     """Correlate ``x`` (B, C, H, W) with a dense kernel ``w`` (ky, kx) or (C, ky, kx)."""
+    if _export.exporting():
+        return _export.conv_2d(x, w, mode)
     hy, hx = (w.shape[-2] - 1) // 2, (w.shape[-1] - 1) // 2
     auto = method == "auto"
     if auto:

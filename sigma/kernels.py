@@ -157,7 +157,14 @@ class _SampledGauss(torch.autograd.Function):
 
 
 def _sampled_gauss(s: Tensor, h: int) -> Tensor:
-    """:class:`_SampledGauss` (its eager twin outside ``torch.func`` and ``torch.compile``)."""
+    """:class:`_SampledGauss` (its eager twin outside ``torch.func`` and ``torch.compile``).
+
+    While ``torch.compile`` traces, its forward as plain operations: inductor fuses them anyway,
+    and dynamo 2.13 fails on the Function with symbolic sizes inside an N-jet
+    ("lift_tracked_freevar_to_input"); autograd differentiates the plain form to the same gradient.
+    """
+    if torch.compiler.is_compiling():
+        return _SampledGauss.forward(s, h)
     from ._conv import apply  # local: _conv's module imports come first
 
     return apply(_SampledGauss, s, h)

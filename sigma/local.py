@@ -41,6 +41,7 @@ from ._checks import (
     values_checkable,
 )
 from ._conv import apply, eager_twin, traced
+from ._export import support_read
 from ._padding import pad_axis
 from .kernels import SIGMA_FLOOR, _gauss1d
 
@@ -130,6 +131,7 @@ def blur2d_local_sphere(
 
 def _map_top(smap: Tensor) -> float:
     """Largest σ of a map after checking every entry finite and > 0, in one host read."""
+    support_read("sigma_map")
     if not values_checkable(smap):
         raise ValueError("sigma_map values cannot be read here (meta tensor or compiling): pass radius=")
     d = smap.detach()

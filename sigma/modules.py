@@ -32,6 +32,7 @@ from ._checks import (
     check_radius_arg,
     radius_for,
 )
+from ._export import support_read
 from .kernels import _check_full_size, _full_radii
 from .local import _local_sphere
 from .params import _logchol_to_cov, cov_to_logchol
@@ -57,6 +58,7 @@ def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
 
     A non-finite value (a diverged parameter) raises :class:`ScaleError` naming ``name``.
     """
+    support_read(name)
     d = t.detach().reshape(-1, t.shape[-1] if per_last else 1)
     tops = d.amax(0).tolist()
     if not all(math.isfinite(v) for v in tops):

@@ -52,8 +52,9 @@ def jet_orders(order: int) -> list[tuple[int, int]]:
     return [(m - k, k) for m in range(order + 1) for k in range(m + 1)]
 
 
-def _njet(x, s, hy, hx, own, padding_mode, kernel, method, order, gamma):
-    """Unchecked N-jet of ``x`` (B, C, H, W): ``(B, C * J, H, W)`` in :func:`jet_orders` order."""
+def _njet(x, s, hy, hx, own, padding_mode, kernel, method, order, gamma, jet_major=False):
+    """Unchecked N-jet of ``x`` (B, C, H, W): ``(B, C * J, H, W)`` in :func:`jet_orders` order
+    (channel ``c * J + j``; ``jet_major``: ``j * C + c``, a concatenation instead of a view)."""
     B, C, H, W = x.shape
     x, (s,), unfold = _blur._per_sample(x, [s])
     orders = jet_orders(order)
@@ -61,6 +62,8 @@ def _njet(x, s, hy, hx, own, padding_mode, kernel, method, order, gamma):
     wy = [_gauss1d(s, hy, kernel, own, order=o, gamma=gamma) for o in range(order + 1)]
     along_x = [correlate_axis(x, w, -1, padding_mode, method) for w in wx]
     out = [unfold(correlate_axis(along_x[ox], wy[oy], -2, padding_mode, method)) for oy, ox in orders]
+    if jet_major:
+        return torch.cat(out, 1)
     return torch.stack(out, 2).reshape(B, C * len(orders), H, W)
 
 
@@ -196,6 +199,9 @@ class NJetConv2d(nn.Module):
 
     def jet(self, x: Tensor) -> Tensor:
         """The N-jet responses ``(B, C_in * J, H, W)`` before the 1x1 combination."""
+        return self._jet(x, False)
+
+    def _jet(self, x: Tensor, jet_major: bool) -> Tensor:
         check_input(x, 4)
         if x.shape[1] != self.in_channels:
             raise ValueError(
@@ -205,12 +211,18 @@ class NJetConv2d(nn.Module):
         s = self.sigma
         opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
         if self.radius is not None:
-            return _njet(x, s, *self.radius, None, *opts)
+            return _njet(x, s, *self.radius, None, *opts, jet_major=jet_major)
         h = radius_for(_tops(s, "sigma")[0], self.std_devs)
-        return _njet(x, s, h, h, self.std_devs, *opts)
+        return _njet(x, s, h, h, self.std_devs, *opts, jet_major=jet_major)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(self.jet(x), self.weight, self.bias)
+        if not torch.compiler.is_compiling():
+            return F.conv2d(self.jet(x), self.weight, self.bias)
+        # compiled: the jet concatenated jet-major and the weight's inputs permuted to match (the
+        # same result); inductor 2.13 fails on the reshaped stack with symbolic sizes
+        C = self.in_channels
+        w = self.weight.unflatten(1, (C, -1)).transpose(1, 2).flatten(1, 2)
+        return F.conv2d(self._jet(x, True), w, self.bias)
 
     def extra_repr(self) -> str:
         s = self.sigma.detach().flatten().tolist()
