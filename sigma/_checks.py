@@ -55,8 +55,9 @@ def check_choice(value: object, choices: frozenset[str], name: str) -> str:
     return value
 
 
-def check_input(x: object, ndim: int, name: str = "x") -> Tensor:
-    """Check that ``x`` is a floating-point tensor with ``ndim`` dimensions."""
+def check_input(x: object, ndim: int, name: str = "x", empty_batch: bool = False) -> Tensor:
+    """Check that ``x`` is a floating-point tensor with ``ndim`` dimensions, none of them empty
+    (``empty_batch``: except the batch, as for :class:`torch.nn.Conv2d`)."""
     layout = {3: "(B, C, L)", 4: "(B, C, H, W)"}.get(ndim, f"{ndim} dimensions")
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(x).__name__}")
@@ -69,7 +70,7 @@ def check_input(x: object, ndim: int, name: str = "x") -> Tensor:
         raise ValueError(
             f"{name} must have shape {layout}, got shape {tuple(x.shape)} ({x.dim()} dimensions)"
         )
-    if any(s == 0 for s in x.shape):
+    if any(s == 0 for s in (x.shape[1:] if empty_batch else x.shape)):
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
     return x
 

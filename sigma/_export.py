@@ -51,7 +51,8 @@ def support_read(name: str) -> None:
     """Called where the kernel support is about to be read from σ's value (no ``radius=``).
 
     Under ``torch.export`` and ONNX export that read cannot become part of a graph: raise,
-    naming ``radius=``. Under ``torch.jit.trace`` the read happens once and the traced module
+    naming ``radius=``. Under ``torch.compile`` it is a graph break, with a message that names
+    ``radius=`` (the error ``fullgraph=True`` shows). Under ``torch.jit.trace`` the read happens once and the traced module
     keeps that kernel size whatever σ becomes: warn.
     """
     how = exporting()
@@ -61,6 +62,12 @@ def support_read(name: str) -> None:
             "build the layer (or call the blur) with a fixed radius= to export it, e.g. "
             "radius=sigma.kernel_radius(largest_sigma)"
         )
+    if how is None and torch.compiler.is_compiling():
+        # a graph break (the read below is one anyway); with fullgraph=True this is the error
+        torch._dynamo.graph_break(
+            msg=f"the kernel size follows the value of {name}: pass radius= for one graph"
+        )
+        return
     if how == "trace":
         warnings.warn(
             f"torch.jit.trace records the kernel size that {name} has now; the traced module keeps "

@@ -24,6 +24,7 @@ the tests, which fail without it).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -140,3 +141,24 @@ def fold_kernel(w: Tensor, h: int, length: int, mode: str, dim: int = -1) -> tup
     mid = w.narrow(dim, h - hn + 1, 2 * hn - 1)
     right = w.narrow(dim, h + hn, h - hn + 1).sum(dim, keepdim=True)
     return torch.cat([left, mid, right], dim), hn
+
+
+#: The modes as the layers' docstrings show them (``help(sigma.Blur2d)``, the API page), with the
+#: names ``scipy.ndimage`` and kornia (``border_type``) give each.
+PADDING_TABLE = """\
+================  ============================  =======================  ======================
+``padding_mode``  extension of ``a b c d``      ``scipy.ndimage`` mode   kornia ``border_type``
+================  ============================  =======================  ======================
+``'zeros'``       ``0 0 | a b c d | 0 0``       ``'constant'`` (cval 0)  ``'constant'``
+``'reflect'``     ``c b | a b c d | c b``       ``'mirror'``             ``'reflect'``
+``'symmetric'``   ``b a | a b c d | d c``       ``'reflect'``            (none)
+``'replicate'``   ``a a | a b c d | d d``       ``'nearest'``            ``'replicate'``
+``'circular'``    ``c d | a b c d | a b``       ``'wrap'``               ``'circular'``
+================  ============================  =======================  ======================
+"""
+
+
+def with_padding_table(cls: type) -> type:
+    """Class decorator: put :data:`PADDING_TABLE` where the docstring says ``PADDING_TABLE``."""
+    cls.__doc__ = cls.__doc__.replace("    PADDING_TABLE\n", textwrap.indent(PADDING_TABLE, "    "))
+    return cls

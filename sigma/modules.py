@@ -33,11 +33,23 @@ from ._checks import (
     radius_for,
 )
 from ._export import support_read
+from ._padding import with_padding_table
 from .kernels import _check_full_size, _full_radii
 from .local import _local_sphere
 from .params import _logchol_to_cov, cov_to_logchol
 
 __all__ = ["Blur1d", "Blur2d", "GaussConv2d", "DynamicBlur2d"]
+
+
+def _like_conv(x: Tensor, y: Tensor) -> Tensor:
+    """``y`` as :class:`torch.nn.Conv2d` would return it: in ``x``'s memory format (channels-last
+    in, channels-last out) and, under autocast, in the autocast dtype (whichever engine ran)."""
+    dev = y.device.type
+    if y.dtype == torch.float32 and torch.is_autocast_enabled(dev):
+        y = y.to(torch.get_autocast_dtype(dev))
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return y.contiguous(memory_format=torch.channels_last)
+    return y
 
 
 def _check_channels(channels: object) -> int | None:
@@ -66,7 +78,37 @@ def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
     return tops
 
 
+def _cpu_init(make: Callable, device) -> tuple[Tensor, Tensor | None]:
+    """``(parameter, copy kept for reset_parameters)``: ``make(device)`` computed on the CPU (so a
+    layer built on the meta device still knows its constructor's value), then moved to ``device``.
+    No copy when the value itself lives on the meta device."""
+    device = torch.get_default_device() if device is None else device  # honours `with torch.device(...)`
+    try:
+        init = make("cpu")
+    except NotImplementedError:  # a meta tensor passed as the scale: nothing to keep
+        return make(device), None
+    return init.to(device), init.clone()
+
+
+def _restore(param: Tensor, init: Tensor | None) -> None:
+    if init is not None:
+        with torch.no_grad():
+            param.copy_(init)
+
+
+def _empty_batch(x: Tensor, shape: tuple[int, ...], *params: Tensor) -> Tensor:
+    """The output of an empty batch, ``(0, ...)`` of ``shape``, still a function of the layer's
+    parameters (their gradients come out as zeros, as for :class:`torch.nn.Conv2d`)."""
+    y = x.new_zeros(shape)
+    return y + sum(p.sum() for p in params) * 0 if params else y
+
+
 class _BlurOptions(nn.Module):
+    def reset_parameters(self) -> None:
+        """Restore the constructor's scale (after meta-device construction and ``to_empty``, as
+        :meth:`torch.nn.Conv2d.reset_parameters` initializes a convolution)."""
+        _restore(getattr(self, self._param_name), self._init)
+
     def _set_options(self, std_devs, padding_mode, kernel, method, radius, axes, order=0, gamma=0.0) -> None:
         self.order = check_order(order, axes)
         self.gamma = check_gamma(gamma)
@@ -77,7 +119,7 @@ class _BlurOptions(nn.Module):
         self.radius = check_radius_arg(radius, axes)
 
     def _check_x(self, x: Tensor, ndim: int) -> None:
-        check_input(x, ndim)
+        check_input(x, ndim, empty_batch=True)
         if self.channels is not None and x.shape[1] != self.channels:
             raise ValueError(
                 f"{type(self).__name__} was built with channels={self.channels} (one scale per channel), "
@@ -100,6 +142,7 @@ class _BlurOptions(nn.Module):
         return s
 
 
+@with_padding_table
 class Blur1d(_BlurOptions):
     """Gaussian blur of 1D signals with a learnable σ, stored as ``log σ``.
 
@@ -109,7 +152,7 @@ class Blur1d(_BlurOptions):
             Default: None.
         std_devs: kernel truncation in standard deviations. Default: 2.
         padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
-            ``'circular'``. Default: ``'zeros'``.
+            ``'circular'`` (the table below). Default: ``'zeros'``.
         kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`). Default: ``'sampled'``.
         method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
         radius: fixed kernel half-size (an int); then a forward reads no value from the
@@ -118,6 +161,10 @@ class Blur1d(_BlurOptions):
         order: derivative order 0..3 (see :func:`sigma.blur1d`). Default: 0.
         gamma: scale normalization of a derivative, ``σ ** (gamma * order)``. Default: 0.
         device, dtype: of the parameter. Default: torch's defaults.
+
+    Padding modes, each equal to ``scipy.ndimage``'s (kornia's name where it has one):
+
+    PADDING_TABLE
 
     Shape:
         - Input: ``(B, C, L)``.
@@ -152,10 +199,14 @@ class Blur1d(_BlurOptions):
         super().__init__()
         self._set_options(std_devs, padding_mode, kernel, method, radius, 1, order, gamma)
         self.channels = _check_channels(channels)
-        s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=device).detach()
-        if self.channels is not None:
-            s = s.expand(self.channels)
-        self.log_sigma = nn.Parameter(s.log().clone())
+
+        def make(dev):
+            s = as_scale(sigma, "sigma", channels=self.channels, dtype=dtype, device=dev).detach()
+            return (s.expand(self.channels) if self.channels is not None else s).log()
+
+        init, self._init = _cpu_init(make, device)
+        self._param_name = "log_sigma"
+        self.log_sigma = nn.Parameter(init.clone())
 
     @property
     def sigma(self) -> Tensor:
@@ -164,15 +215,15 @@ class Blur1d(_BlurOptions):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_x(x, 3)
+        if x.shape[0] == 0:
+            return _empty_batch(x, x.shape, self.log_sigma)
         s = self.sigma
         if self.radius is not None:
-            return _blur._blur1d(
-                x, s, self.radius, None, self.padding_mode, self.kernel, self.method, self.order, self.gamma
-            )
-        h = radius_for(_tops(s, "sigma")[0], self.std_devs)
-        return _blur._blur1d(
-            x, s, h, self.std_devs, self.padding_mode, self.kernel, self.method, self.order, self.gamma
-        )
+            h, own = self.radius, None
+        else:
+            h, own = radius_for(_tops(s, "sigma")[0], self.std_devs), self.std_devs
+        y = _blur._blur1d(x, s, h, own, self.padding_mode, self.kernel, self.method, self.order, self.gamma)
+        return _like_conv(x, y)
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -217,6 +268,12 @@ def _full_forward(m: Blur2d, x: Tensor) -> Tensor:
 
 
 def _sphere_init(sigma, channels, dtype, device) -> Tensor:
+    if isinstance(sigma, (tuple, list)):
+        raise TypeError(
+            f"sigma={sigma!r} is a pair, but structure='sphere' takes one σ (a number, or a tensor of "
+            "shape () or (C,)); for a σ per axis (sigma_y, sigma_x) use structure='diag' (axis-aligned) "
+            "or structure='full'"
+        )
     return as_scale(sigma, "sigma", channels=channels, dtype=dtype, device=device).detach().log()
 
 
@@ -307,6 +364,7 @@ STRUCTURES: dict[str, _Structure] = {
 }
 
 
+@with_padding_table
 class Blur2d(_BlurOptions):
     """Gaussian blur of images with a learnable scale of a chosen structure.
 
@@ -338,6 +396,10 @@ class Blur2d(_BlurOptions):
         gamma: scale normalization ``σ ** (gamma * order)`` per axis. Default: 0.
         std_devs, padding_mode, kernel, method, device, dtype: as in :class:`Blur1d`
             (``kernel='erf'`` is not available for ``'full'``).
+
+    Padding modes, each equal to ``scipy.ndimage``'s (kornia's name where it has one):
+
+    PADDING_TABLE
 
     Shape:
         - Input: ``(B, C, H, W)``.
@@ -384,17 +446,23 @@ class Blur2d(_BlurOptions):
                 f"got order={order!r}"
             )
         self.channels = _check_channels(channels)
-        if cov is not None:
-            if spec.from_cov is None:
-                raise ValueError(
-                    f"cov can only initialize structure='full', got structure={structure!r}; "
-                    "pass sigma instead (or structure='full')"
-                )
-            init = spec.from_cov(cov, dtype, device)
-        else:
-            init = spec.init(sigma, self.channels, dtype, device)
-        if self.channels is not None and init.dim() == spec.trailing:
-            init = init.expand(self.channels, *init.shape)
+        if cov is not None and spec.from_cov is None:
+            raise ValueError(
+                f"cov can only initialize structure='full', got structure={structure!r}; "
+                "pass sigma instead (or structure='full')"
+            )
+
+        def make(dev):
+            if cov is not None:
+                init = spec.from_cov(cov, dtype, dev)
+            else:
+                init = spec.init(sigma, self.channels, dtype, dev)
+            if self.channels is not None and init.dim() == spec.trailing:
+                init = init.expand(self.channels, *init.shape)
+            return init
+
+        init, self._init = _cpu_init(make, device)
+        self._param_name = spec.param
         setattr(self, spec.param, nn.Parameter(init.clone()))
 
     @property
@@ -412,7 +480,9 @@ class Blur2d(_BlurOptions):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_x(x, 4)
-        return STRUCTURES[self.structure].forward(self, x)
+        if x.shape[0] == 0:
+            return _empty_batch(x, x.shape, getattr(self, self._param_name))
+        return _like_conv(x, STRUCTURES[self.structure].forward(self, x))
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -498,11 +568,13 @@ class GaussConv2d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialize the free-form filter like :class:`torch.nn.Conv2d`."""
+        """Initialize the free-form filter like :class:`torch.nn.Conv2d`, and restore the
+        constructor's σ."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_channels * self.kernel_size**2)
             nn.init.uniform_(self.bias, -bound, bound)
+        self.blur.reset_parameters()
 
     @property
     def sigma(self) -> Tensor:
@@ -510,7 +582,7 @@ class GaussConv2d(nn.Module):
         return self.blur.sigma
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, 4)
+        check_input(x, 4, empty_batch=True)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"GaussConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
@@ -593,9 +665,16 @@ class DynamicBlur2d(nn.Module):
         r = check_radius_arg(radius, 1)
         self.radius = radius_for(hi, self.std_devs, "sigma_range") if r is None else r
         self.predictor = nn.Conv2d(in_channels, 1, k, padding=k // 2, device=device, dtype=dtype)
-        nn.init.zeros_(self.predictor.weight)
-        p = (s0 - lo) / (hi - lo)
+        self._sigma0 = s0
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Zero the predictor's weights and set its bias so that every pixel starts at the
+        constructor's ``sigma``."""
+        lo, hi = self.sigma_range
+        p = (self._sigma0 - lo) / (hi - lo)
         with torch.no_grad():
+            self.predictor.weight.zero_()
             self.predictor.bias.fill_(math.log(p / (1 - p)))
 
     def sigma_map(self, x: Tensor) -> Tensor:
@@ -604,13 +683,19 @@ class DynamicBlur2d(nn.Module):
         return lo + (hi - lo) * torch.sigmoid(self.predictor(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, 4)
+        check_input(x, 4, empty_batch=True)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"DynamicBlur2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
                 f"channels (shape {tuple(x.shape)})"
             )
-        return _local_sphere(x, self.sigma_map(x), self.radius, None, self.padding_mode, self.kernel)
+        smap = self.sigma_map(x)
+        if x.shape[0] == 0:
+            return _empty_batch(x, x.shape, *self.predictor.parameters())
+        # under autocast the predictor's convolution runs in half precision: blur in x's dtype,
+        # as the other layers do
+        y = _local_sphere(x, smap.to(x.dtype), self.radius, None, self.padding_mode, self.kernel)
+        return _like_conv(x, y)
 
     def extra_repr(self) -> str:
         lo, hi = self.sigma_range

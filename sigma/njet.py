@@ -36,7 +36,7 @@ from ._checks import (
 )
 from ._conv import correlate_axis
 from .kernels import _gauss1d
-from .modules import _tops
+from .modules import _cpu_init, _empty_batch, _like_conv, _restore, _tops
 
 __all__ = ["jet_orders", "njet2d", "NJetConv2d"]
 
@@ -175,10 +175,13 @@ class NJetConv2d(nn.Module):
         self.method = check_choice(method, METHODS, "method")
         self.radius = check_radius_arg(radius, 2)
         channels = self.in_channels if per_channel else None
-        s = as_scale(sigma, "sigma", channels=channels, dtype=dtype, device=device).detach()
-        if per_channel:
-            s = s.expand(self.in_channels)
-        self.log_sigma = nn.Parameter(s.log().clone())
+
+        def make(dev):
+            s = as_scale(sigma, "sigma", channels=channels, dtype=dtype, device=dev).detach()
+            return (s.expand(self.in_channels) if per_channel else s).log()
+
+        init, self._init = _cpu_init(make, device)
+        self.log_sigma = nn.Parameter(init.clone())
         factory = dict(device=device, dtype=dtype)
         fan_in = self.in_channels * len(self.orders)
         self.weight = nn.Parameter(torch.empty(out_channels, fan_in, 1, 1, **factory))
@@ -186,11 +189,13 @@ class NJetConv2d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialize the 1x1 combination like :class:`torch.nn.Conv2d`."""
+        """Initialize the 1x1 combination like :class:`torch.nn.Conv2d`, and restore the
+        constructor's σ."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.weight.shape[1])
             nn.init.uniform_(self.bias, -bound, bound)
+        _restore(self.log_sigma, self._init)
 
     @property
     def sigma(self) -> Tensor:
@@ -202,12 +207,14 @@ class NJetConv2d(nn.Module):
         return self._jet(x, False)
 
     def _jet(self, x: Tensor, jet_major: bool) -> Tensor:
-        check_input(x, 4)
+        check_input(x, 4, empty_batch=True)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"NJetConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
                 f"channels (shape {tuple(x.shape)})"
             )
+        if x.shape[0] == 0:
+            return _empty_batch(x, (0, x.shape[1] * len(self.orders), *x.shape[2:]), self.log_sigma)
         s = self.sigma
         opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
         if self.radius is not None:
@@ -217,7 +224,7 @@ class NJetConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.compiler.is_compiling():
-            return F.conv2d(self.jet(x), self.weight, self.bias)
+            return _like_conv(x, F.conv2d(self.jet(x), self.weight, self.bias))
         # compiled: the jet concatenated jet-major and the weight's inputs permuted to match (the
         # same result); inductor 2.13 fails on the reshaped stack with symbolic sizes
         C = self.in_channels
