@@ -7,7 +7,7 @@ STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test test-lib notebooks test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
+.PHONY: install test checks test-lib notebooks test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -27,7 +27,13 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 ## CPU's kernels and with other kernels), chapters run alone in a clean environment, a clean
 ## book build with warnings as errors, and the browser checks of the site and of a chapter in
 ## JupyterLab.
-test: lint test-lib notebooks test-standalone book-check site-test lab-test
+test: lint checks book-check site-test lab-test
+
+## make checks: the library tests, both nbval passes and the standalone chapters, two at a time
+## (each runs on one thread; output kept apart).
+checks: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-lib test-notebooks \
+		test-notebooks-other-kernels test-standalone
 
 test-lib: install
 	$(PY) -m pytest -q
@@ -105,6 +111,7 @@ execute: install
 
 bench: install
 	$(PY) benchmarks/bench_blur.py --compile
+	$(PY) benchmarks/bench_deploy.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis .ruff_cache

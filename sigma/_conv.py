@@ -32,7 +32,7 @@ from torch import Tensor
 
 from . import _export
 from ._band import BLOCK, band_correlate, band_correlate_unfolded, band_tap_grads
-from ._dense import DENSE_MAX_LENGTH, dense_axis, dense_separable
+from ._dense import DENSE_MAX_LENGTH, axis_matrix, dense_axis, dense_separable
 from ._padding import MODES, fold_kernel, folded_radius, index_map, pad_axis, period
 
 # method='auto' is a deterministic rule of the shapes, the kernel size, the device and the
@@ -570,6 +570,24 @@ def _fft_2d(x: Tensor, w: Tensor, hy: int, hx: int, mode: str) -> Tensor:
 # ----------------------------------------------------------------------------- dispatch
 
 
+def _dense_axis(x: Tensor, w: Tensor, dim: int, mode: str) -> Tensor:
+    """:func:`sigma._dense.dense_axis`; while ``torch.compile`` traces, its matrix product as an
+    opaque operator (inductor 2.13 fails on the product's 4D view with symbolic sizes when a
+    convolution reads it: "cannot determine truth value of Relational")."""
+    if _ops.use_ops():
+        return _ops.axis_matrix_product(x, axis_matrix(w.to(x.dtype), x.shape[dim], mode), dim)
+    return dense_axis(x, w, dim, mode)
+
+
+def _dense_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str) -> Tensor:
+    """:func:`sigma._dense.dense_separable`; while compiling, its products as one opaque operator."""
+    if _ops.use_ops():
+        ay = axis_matrix(wy.to(x.dtype), x.shape[-2], mode)
+        ax = ay if wx is wy and x.shape[-1] == x.shape[-2] else axis_matrix(wx.to(x.dtype), x.shape[-1], mode)
+        return _ops.matrices_2d(x, ay, ax)
+    return dense_separable(x, wy, wx, mode)
+
+
 # pocketfft (CPU) has no half-precision transforms, and cuFFT only power-of-two ones
 NO_FFT_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -629,7 +647,7 @@ def _auto_axis(h: int, length: int, mode: str, grad: bool = False) -> str:
     """The method ``'auto'`` uses along one axis of ``length`` samples for half-size ``h`` when
     whole-axis matrices do not pay (:func:`_dense_pays`); ``grad``: whether a backward pass
     will follow."""
-    if length <= DENSE_MAX_LENGTH and dense_allowed():
+    if length <= DENSE_MAX_LENGTH:
         return "matmul"  # the whole-axis matrix
     h = folded_radius(h, length, mode)
     if 2 * h + 1 <= AUTO_DIRECT_MAX_TAPS_1D:
@@ -640,15 +658,6 @@ def _auto_axis(h: int, length: int, mode: str, grad: bool = False) -> str:
     if window <= (AUTO_MATMUL_MAX_WINDOW_GRAD if grad else AUTO_MATMUL_MAX_WINDOW):
         return "matmul"
     return "fft"
-
-
-def dense_allowed() -> bool:
-    """Whether the whole-axis matrices may be used: not while ``torch.compile`` traces, where
-    the engines run as custom operators instead. With symbolic sizes (``dynamic=True``, or the
-    recompile after a size changed) inductor 2.13 fails on a matrix product's 4D view that a
-    convolution reads ("cannot determine truth value of Relational"), and dynamo offers no
-    test for symbolic sizes that would keep the matrices for static ones."""
-    return not torch.compiler.is_compiling()
 
 
 def _auto_2d(hy: int, hx: int, shape: tuple[int, int], grad: bool) -> str:
@@ -667,13 +676,11 @@ def correlate_axis(x: Tensor, w: Tensor, dim: int, mode: str, method: str) -> Te
         grad, L = will_backward(x, w), x.shape[dim]
         taps = 2 * folded_radius(h, L, mode) + 1
         method = (
-            "dense"
-            if dense_allowed() and _dense_pays(x.numel(), (L,), (taps,), grad, x.device)
-            else _auto_axis(h, L, mode, grad)
+            "dense" if _dense_pays(x.numel(), (L,), (taps,), grad, x.device) else _auto_axis(h, L, mode, grad)
         )
     method = _no_fft(x, method, auto)
-    if method == "dense" or method == "matmul" and dense_allowed() and x.shape[dim] <= DENSE_MAX_LENGTH:
-        return dense_axis(x, w, dim, mode)
+    if method == "dense" or method == "matmul" and x.shape[dim] <= DENSE_MAX_LENGTH:
+        return _dense_axis(x, w, dim, mode)
     if method == "direct":
         return _spatial_axis(x, w, h, dim, mode, _ShiftCorr)
     if method == "matmul" and traced(x, w):
@@ -700,8 +707,8 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
             2 * folded_radius((wy.shape[-1] - 1) // 2, H, mode) + 1,
             2 * folded_radius((wx.shape[-1] - 1) // 2, W, mode) + 1,
         )
-        if dense_allowed() and _dense_pays(x.numel(), (H, W), taps, grad, x.device):
-            return dense_separable(x, wy, wx, mode)
+        if _dense_pays(x.numel(), (H, W), taps, grad, x.device):
+            return _dense_separable(x, wy, wx, mode)
         my = _auto_axis((wy.shape[-1] - 1) // 2, x.shape[-2], mode, grad)
         mx = _auto_axis((wx.shape[-1] - 1) // 2, x.shape[-1], mode, grad)
         my, mx = _no_fft(x, my, True), _no_fft(x, mx, True)
@@ -709,8 +716,8 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str, method: st
             return correlate_axis(correlate_axis(x, wx, -1, mode, mx), wy, -2, mode, my)
         method = "fft" if "fft" in (my, mx) else my
     method = _no_fft(x, method, False)
-    if method == "matmul" and dense_allowed() and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
-        return dense_separable(x, wy, wx, mode)
+    if method == "matmul" and max(x.shape[-2:]) <= DENSE_MAX_LENGTH:
+        return _dense_separable(x, wy, wx, mode)
     if method in ("direct", "matmul"):
         return correlate_axis(correlate_axis(x, wx, -1, mode, method), wy, -2, mode, method)
     return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, method)

@@ -73,8 +73,12 @@ def axis_matrix(w: Tensor, length: int, mode: str) -> Tensor:
 
 def dense_axis(x: Tensor, w: Tensor, dim: int, mode: str) -> Tensor:
     """Correlate ``x`` (B, C, ...) with ``w`` (k,) or (C, k) along ``dim``."""
+    return apply_axis_matrix(x, axis_matrix(w.to(x.dtype), x.shape[dim], mode), dim)
+
+
+def apply_axis_matrix(x: Tensor, a: Tensor, dim: int) -> Tensor:
+    """``y = A x`` along ``dim`` of ``x`` (B, C, ...) for ``a`` of shape ``(L, L)`` or ``(C, L, L)``."""
     dim = dim % x.dim()
-    a = axis_matrix(w.to(x.dtype), x.shape[dim], mode)
     if x.dim() == 4 and dim == 2:  # down the rows: (C, H, H) or (H, H) against (B, C, H, W)
         return a @ x
     # along the last axis, as (B, C, M, L) @ (C, L, L)^T; batch dims broadcast over (B, C)

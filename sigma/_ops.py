@@ -20,6 +20,7 @@ from torch import Tensor
 
 from . import _conv
 from ._band import band_correlate, band_tap_grads
+from ._dense import apply_axis_matrix
 
 
 def use_ops() -> bool:
@@ -143,3 +144,73 @@ def _backward_taps_2d(ctx, ggw: Tensor):
 
 
 tap_grads_2d.register_autograd(_backward_taps_2d, setup_context=_setup_taps_2d)
+
+
+@torch.library.custom_op("sigma::axis_matrix_product", mutates_args=())
+def axis_matrix_product(x: Tensor, a: Tensor, dim: int) -> Tensor:
+    """``y = A x`` along ``dim`` of ``x`` (B, C, ...) with a whole-axis matrix ``a`` (L, L) or (C, L, L)."""
+    return apply_axis_matrix(x, a, dim).contiguous()
+
+
+@axis_matrix_product.register_fake
+def _(x, a, dim):
+    return x.new_empty(x.shape)
+
+
+def _setup_matrix(ctx, inputs, output) -> None:
+    x, a, dim = inputs
+    ctx.save_for_backward(x, a)
+    ctx.dim = dim
+
+
+def _backward_matrix(ctx, g: Tensor):
+    x, a = ctx.saved_tensors
+    gx = ga = None
+    if ctx.needs_input_grad[0]:
+        gx = axis_matrix_product(g, a.transpose(-1, -2), ctx.dim)
+    if ctx.needs_input_grad[1]:  # ga[i, j] = sum of g[..., i] x[..., j] over everything else
+        B, C, L = x.shape[0], x.shape[1], x.shape[ctx.dim]
+        gt = g.movedim(ctx.dim, -1).reshape(B, C, -1, L)
+        xt = x.movedim(ctx.dim, -1).reshape(B, C, -1, L)
+        prod = gt.transpose(-1, -2) @ xt  # (B, C, L, L)
+        ga = prod.sum(0) if a.dim() == 3 else prod.sum((0, 1))
+    return gx, ga, None
+
+
+axis_matrix_product.register_autograd(_backward_matrix, setup_context=_setup_matrix)
+
+
+@torch.library.custom_op("sigma::matrices_2d", mutates_args=())
+def matrices_2d(x: Tensor, ay: Tensor, ax: Tensor) -> Tensor:
+    """``A_y x A_x^T`` for ``x`` (B, C, H, W) and whole-axis matrices ``(H, H)``/``(C, H, H)`` and
+    ``(W, W)``/``(C, W, W)``."""
+    return (ay @ x @ ax.transpose(-1, -2)).contiguous()
+
+
+@matrices_2d.register_fake
+def _(x, ay, ax):
+    return x.new_empty(x.shape)
+
+
+def _setup_matrices(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _sum_to(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` (B, C, L, L) summed over the batch (and the channels, for a shared matrix)."""
+    return t.sum(0) if like.dim() == 3 else t.sum((0, 1))
+
+
+def _backward_matrices(ctx, g: Tensor):
+    x, ay, ax = ctx.saved_tensors
+    gx = gy = gxm = None
+    if ctx.needs_input_grad[0]:
+        gx = matrices_2d(g, ay.transpose(-1, -2), ax.transpose(-1, -2))
+    if ctx.needs_input_grad[1]:  # y = ay @ u, u = x ax^T
+        gy = _sum_to(g @ (ax @ x.transpose(-1, -2)), ay)
+    if ctx.needs_input_grad[2]:  # y = v ax^T, v = ay x
+        gxm = _sum_to(g.transpose(-1, -2) @ (ay @ x), ax)
+    return gx, gy, gxm
+
+
+matrices_2d.register_autograd(_backward_matrices, setup_context=_setup_matrices)
