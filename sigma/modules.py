@@ -103,7 +103,18 @@ def _empty_batch(x: Tensor, shape: tuple[int, ...], *params: Tensor) -> Tensor:
     return y + sum(p.sum() for p in params) * 0 if params else y
 
 
-class _BlurOptions(nn.Module):
+class _Layer(nn.Module):
+    """What every σ layer shares beyond :class:`torch.nn.Module`."""
+
+    def __prepare_scriptable__(self):
+        raise TypeError(
+            f"{type(self).__name__} cannot be compiled by torch.jit.script (its kernel construction is "
+            "dynamic Python); use torch.export.export or torch.onnx.export(..., dynamo=True) with a "
+            "fixed radius=, torch.jit.trace, or torch.compile"
+        )
+
+
+class _BlurOptions(_Layer):
     def reset_parameters(self) -> None:
         """Restore the constructor's scale (after meta-device construction and ``to_empty``, as
         :meth:`torch.nn.Conv2d.reset_parameters` initializes a convolution)."""
@@ -493,7 +504,7 @@ class Blur2d(_BlurOptions):
         return f"{scale}, structure={self.structure!r}{ch}, {self._options_repr()}"
 
 
-class GaussConv2d(nn.Module):
+class GaussConv2d(_Layer):
     """Semi-structured convolution: a learned Gaussian blur composed with a free-form filter.
 
     ``y = conv2d(blur(x), weight) + bias``: the small free-form filter (``kernel_size``)
@@ -597,7 +608,7 @@ class GaussConv2d(nn.Module):
         )
 
 
-class DynamicBlur2d(nn.Module):
+class DynamicBlur2d(_Layer):
     """Blur whose per-pixel σ is predicted from the input (dynamic Gaussian structure).
 
     A small convolution maps the input to a map of logits ``z``; the per-pixel scale

@@ -36,7 +36,7 @@ from ._checks import (
 )
 from ._conv import correlate_axis
 from .kernels import _gauss1d
-from .modules import _cpu_init, _empty_batch, _like_conv, _restore, _tops
+from .modules import _cpu_init, _empty_batch, _Layer, _like_conv, _restore, _tops
 
 __all__ = ["jet_orders", "njet2d", "NJetConv2d"]
 
@@ -110,7 +110,7 @@ def njet2d(
     return _njet(x, s, h, h, std_devs, padding_mode, kernel, method, order, gamma)
 
 
-class NJetConv2d(nn.Module):
+class NJetConv2d(_Layer):
     """Structured convolution: the N-jet of every input channel at a learned σ, combined by a learned 1x1 convolution.
 
     ``y = conv2d(njet2d(x, σ, order, gamma=gamma), weight) + bias`` with a 1x1 ``weight``

@@ -205,6 +205,19 @@ def test_jit_trace(name):
             torch.jit.trace(_make(name, radius=None).eval(), (x,))
 
 
+@names
+def test_torchscript_script_is_refused_clearly(name):
+    with pytest.raises(TypeError, match="torch.jit.script"):
+        torch.jit.script(_make(name))
+
+
+def test_jit_trace_of_the_fft_engine():  # traced as padding + convolution, not as an FFT
+    m, x = sigma.Blur2d(1.5, method="fft", radius=3).eval(), torch.randn(1, 3, 40, 40)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        _assert_close([torch.jit.trace(m, (x,))(x)], [m(x)])
+
+
 # ----------------------------------------------------------------------------- training conventions
 
 
