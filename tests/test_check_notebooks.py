@@ -76,6 +76,14 @@ def test_executed_in_order_passes(tmp_path):
             [_code("", None, [_stream("stale\n")]), _code("print(1)", 1, [_stream("1\n")])],
             "has outputs but no source",
         ),
+        (
+            [_code("x = 1  # one dimensionassert float(x) > 0", 1, [_stream("1\n")])],
+            "code inside a comment never runs",
+        ),
+        (
+            [_code("y = 2  # the sizeglue('y', y)", 1, [_stream("1\n")])],
+            "code inside a comment never runs",
+        ),
     ],
 )
 def test_problems_are_reported(tmp_path, cells, message):
@@ -94,3 +102,8 @@ def test_notebook_outside_the_toc_is_reported(tmp_path):
     path = _write(tmp_path, [_code("print(1)", 1, [_stream("1\n")])])
     problems, _ = check_notebooks.toc_problems([path])
     assert any("not listed in _toc.yml" in p for p in problems)
+
+
+def test_comments_that_only_mention_assert_pass(tmp_path):
+    cell = _code("x = 1  # the assert below checks it\nassert x == 1", 1, [_stream("1\n")])
+    assert check_notebooks.notebook_problems(_write(tmp_path, [cell])) == []

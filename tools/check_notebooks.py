@@ -11,7 +11,9 @@ anything:
   produce exactly this; a cell re-run by hand or a cell left unexecuted breaks it);
 * its outputs are stored: at least one code cell has outputs, an ``execute_result`` carries the
   count of its own cell, and a cell without source has no outputs;
-* no output is an error (a traceback stored in the page).
+* no output is an error (a traceback stored in the page);
+* no code hides in a comment (an ``assert`` or a ``glue(`` call after a ``#``: a lost line
+  break that turned a check into a comment).
 
 Usage: ``python tools/check_notebooks.py [NOTEBOOK ...]`` (default, or when no argument is a\nnotebook: every ``book/*.ipynb``).
 Exit status 1 if anything is wrong; each problem is printed as ``path: cell N: message``.
@@ -21,12 +23,15 @@ Run by ``make lint`` and by the pre-commit hook ``notebooks``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# an assert or a glue call after a '#': a lost line break turned a check into a comment
+CODE_IN_COMMENT = re.compile(r"#.*(assert\s*(float|bool|abs|not|all|any|len|\()|glue\()")
 TOC = REPO / "_toc.yml"
 
 
@@ -98,6 +103,9 @@ def notebook_problems(path: Path) -> list[str]:
             problems.append(f"{where}: {state}, expected {expected} (re-run the notebook top to bottom)")
         expected = (count if isinstance(count, int) else expected) + 1
         n_outputs += len(outputs)
+        for line in source.splitlines():
+            if CODE_IN_COMMENT.search(line):
+                problems.append(f"{where}: code inside a comment never runs: {line.strip()[:80]!r}")
         for out in outputs:
             kind = out.get("output_type")
             if kind == "error":
