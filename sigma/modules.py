@@ -31,6 +31,7 @@ from ._checks import (
     check_positive_real,
     check_radius_arg,
     radius_for,
+    values_checkable,
 )
 from ._export import support_read
 from ._padding import with_padding_table
@@ -76,6 +77,41 @@ def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
     if not all(math.isfinite(v) for v in tops):
         raise ScaleError(f"{name} must be finite, got {name}={_fmt(t)} (has training diverged?)")
     return tops
+
+
+def _check_scale(scale: object, x: Tensor, read: bool = True) -> Tensor | None:
+    """A layer's ``scale=`` argument as a tensor: None, a positive number, a 0-d tensor or one
+    factor per sample, shape ``(B,)``. A tensor's values are checked (one host read) only when
+    ``read``: a layer with a fixed ``radius=`` reads nothing from the device."""
+    if scale is None:
+        return None
+    if not isinstance(scale, Tensor):
+        return torch.tensor(check_positive_real(scale, "scale"), dtype=x.dtype, device=x.device)
+    if not scale.is_floating_point():
+        raise TypeError(f"scale must be a floating-point tensor, got dtype {scale.dtype}")
+    B = x.shape[0]
+    if scale.dim() > 1 or (scale.dim() == 1 and scale.shape[0] != B):
+        raise ValueError(
+            f"scale must be a number, a 0-d tensor or a tensor of shape ({B},) = (B,), one factor per "
+            f"sample, got shape {tuple(scale.shape)}"
+        )
+    if read and values_checkable(scale):
+        d = scale.detach()
+        if not bool((torch.isfinite(d) & (d > 0)).all()):
+            raise ScaleError(f"scale must be positive and finite, got {_fmt(d)}")
+    return scale
+
+
+def _scaled(s: Tensor, scale: Tensor | None, tail: int = 0, power: int = 1) -> Tensor:
+    """``s`` (``()``/``(C,)``, then ``tail`` more dims) times ``scale ** power``: the same shape for a
+    0-d scale, per sample ``(B, 1 or C, ...)`` for a scale of shape ``(B,)``."""
+    if scale is None:
+        return s
+    f = scale.to(s.dtype) ** power
+    if f.dim() == 0:
+        return s * f
+    base = s if s.dim() > tail else s.unsqueeze(0)
+    return base.unsqueeze(0) * f.reshape((-1,) + (1,) * base.dim())
 
 
 def _cpu_init(make: Callable, device) -> tuple[Tensor, Tensor | None]:
@@ -224,11 +260,13 @@ class Blur1d(_BlurOptions):
         """σ = exp(log_sigma), shape ``()`` or ``(C,)``."""
         return self.log_sigma.exp()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
+        """Blur ``x`` (B, C, L); ``scale``: a factor for σ in this call (a number, a 0-d tensor or
+        ``(B,)``, one per sample; differentiable), e.g. the magnification of the input."""
         self._check_x(x, 3)
         if x.shape[0] == 0:
             return _empty_batch(x, x.shape, self.log_sigma)
-        s = self.sigma
+        s = _scaled(self.sigma, _check_scale(scale, x, self.radius is None))
         if self.radius is not None:
             h, own = self.radius, None
         else:
@@ -244,8 +282,8 @@ class Blur1d(_BlurOptions):
 # ----------------------------------------------------------------------------- Blur2d structures
 
 
-def _sphere_forward(m: Blur2d, x: Tensor) -> Tensor:
-    s = m.log_sigma.exp()
+def _sphere_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
+    s = _scaled(m.log_sigma.exp(), scale)
     if m.radius is not None:
         return _blur._blur2d_sep(
             x, s, s, *m.radius, None, m.padding_mode, m.kernel, m.method, m.order, m.gamma
@@ -254,8 +292,8 @@ def _sphere_forward(m: Blur2d, x: Tensor) -> Tensor:
     return _blur._blur2d_sep(x, s, s, h, h, m.std_devs, m.padding_mode, m.kernel, m.method, m.order, m.gamma)
 
 
-def _diag_forward(m: Blur2d, x: Tensor) -> Tensor:
-    s = m.log_sigma.exp()
+def _diag_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
+    s = _scaled(m.log_sigma.exp(), scale, tail=1)
     sy, sx = s[..., 0], s[..., 1]
     if m.radius is not None:
         return _blur._blur2d_sep(
@@ -268,8 +306,8 @@ def _diag_forward(m: Blur2d, x: Tensor) -> Tensor:
     )
 
 
-def _full_forward(m: Blur2d, x: Tensor) -> Tensor:
-    cov = _logchol_to_cov(m.logchol)
+def _full_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
+    cov = _scaled(_logchol_to_cov(m.logchol), scale, tail=2, power=2)
     if m.radius is not None:
         return _blur._blur2d_full(x, cov, *m.radius, None, m.padding_mode, m.method)
     diag = torch.diagonal(cov, dim1=-2, dim2=-1)
@@ -350,7 +388,7 @@ class _Structure:
     trailing: int  # its dims for one channel (per channel, one more leading dim)
     kernels: frozenset[str]  # the kernel types it supports
     init: Callable  # (sigma, channels, dtype, device) -> the parameter
-    forward: Callable  # (module, x) -> output
+    forward: Callable  # (module, x, scale) -> output
     sigma: Callable  # module -> the .sigma property
     cov: Callable  # module -> the .cov property
     from_cov: Callable | None = None  # (cov, dtype, device) -> the parameter, if cov= can set it
@@ -489,11 +527,16 @@ class Blur2d(_BlurOptions):
         """The covariance in (row, col) coordinates, shape ``(2, 2)`` or ``(C, 2, 2)``."""
         return STRUCTURES[self.structure].cov(self)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
+        """Blur ``x`` (B, C, H, W); ``scale``: a factor for σ in this call (a covariance is
+        multiplied by its square): a number, a 0-d tensor or ``(B,)``, one per sample;
+        differentiable. With ``radius=`` the support stays that radius, so choose it for the
+        largest scaled σ."""
         self._check_x(x, 4)
         if x.shape[0] == 0:
             return _empty_batch(x, x.shape, getattr(self, self._param_name))
-        return _like_conv(x, STRUCTURES[self.structure].forward(self, x))
+        y = STRUCTURES[self.structure].forward(self, x, _check_scale(scale, x, self.radius is None))
+        return _like_conv(x, y)
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -592,14 +635,16 @@ class GaussConv2d(_Layer):
         """The Gaussian's σ (see :attr:`Blur2d.sigma`)."""
         return self.blur.sigma
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
+        """``conv2d(blur(x, scale), weight) + bias``; ``scale`` multiplies σ for this call (see
+        :meth:`Blur2d.forward`)."""
         check_input(x, 4, empty_batch=True)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"GaussConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
                 f"channels (shape {tuple(x.shape)})"
             )
-        return F.conv2d(self.blur(x), self.weight, self.bias, padding=self.kernel_size // 2)
+        return F.conv2d(self.blur(x, scale), self.weight, self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
         return (
