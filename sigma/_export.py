@@ -52,8 +52,8 @@ def support_read(name: str) -> None:
 
     Under ``torch.export`` and ONNX export that read cannot become part of a graph: raise,
     naming ``radius=``. Under ``torch.compile`` it is a graph break, with a message that names
-    ``radius=`` (the error ``fullgraph=True`` shows). Under ``torch.jit.trace`` the read happens once and the traced module
-    keeps that kernel size whatever σ becomes: warn.
+    ``radius=`` (the error ``fullgraph=True`` shows). Under ``torch.jit.trace`` the read happens
+    once and the traced module keeps that kernel size whatever σ becomes: warn.
     """
     how = exporting()
     if how == "export":
