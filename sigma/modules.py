@@ -563,7 +563,8 @@ class GaussConv2d(_Layer):
         structure: ``'sphere'``, ``'diag'`` or ``'full'`` (see :class:`Blur2d`). Default: ``'sphere'``.
         per_channel: learn one scale per input channel instead of one shared. Default: False.
         bias: add a learnable bias. Default: True.
-        std_devs, padding_mode, method, radius, device, dtype: passed to the :class:`Blur2d`.
+        std_devs, padding_mode, kernel, method, radius, device, dtype: passed to the
+            :class:`Blur2d` (``kernel='erf'`` keeps a σ-gradient below half a pixel).
 
     Shape:
         - Input: ``(B, C_in, H, W)``.
@@ -592,6 +593,7 @@ class GaussConv2d(_Layer):
         bias: bool = True,
         std_devs: float = 2.0,
         padding_mode: str = "zeros",
+        kernel: str = "sampled",
         method: str = "auto",
         radius: int | tuple[int, int] | None = None,
         device=None,
@@ -609,6 +611,7 @@ class GaussConv2d(_Layer):
             in_channels if per_channel else None,
             std_devs=std_devs,
             padding_mode=padding_mode,
+            kernel=kernel,
             method=method,
             radius=radius,
             device=device,

@@ -372,3 +372,14 @@ def test_repr_tracks_the_learned_value():
     with torch.no_grad():
         m.log_sigma.fill_(math.log(2.5))
     assert "sigma=2.5" in repr(m)
+
+
+def test_gaussconv2d_passes_its_kernel_to_the_blur():
+    torch.manual_seed(0)
+    layer = sigma.GaussConv2d(2, 3, 3, sigma=0.4, kernel="erf", dtype=torch.float64)
+    x = torch.randn(1, 2, 12, 12, dtype=torch.float64)
+    blurred = sigma.blur2d_sphere(x, 0.4, kernel="erf")
+    expected = torch.nn.functional.conv2d(blurred, layer.weight, layer.bias, padding=1)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="kernel"):
+        sigma.GaussConv2d(2, 3, kernel="box")
