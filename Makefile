@@ -7,7 +7,7 @@ STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test checks test-lib notebooks test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
+.PHONY: install test checks test-lib test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -40,10 +40,6 @@ test-lib: install
 
 NBVAL := $(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg \
 	-o addopts="" -p no:cacheprovider
-
-## make notebooks: the two nbval passes below side by side (one core each; output kept apart).
-notebooks: install
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks test-notebooks-other-kernels
 
 ## make test-notebooks: strict nbval on every notebook: each stored output must come out again.
 test-notebooks: install

@@ -3,17 +3,8 @@
 Padding is an index map: padded position ``i`` (running from ``-before`` to
 ``L + after - 1``) reads input position ``index(i)``. Unlike ``torch.nn.functional.pad``
 this works for pads larger than the input (a kernel wider than the signal), and it is
-exactly ``scipy.ndimage``'s extension rule for each mode:
-
-================  ============================  ======================
-``padding_mode``  extension of ``a b c d``      ``scipy.ndimage`` mode
-================  ============================  ======================
-``'zeros'``       ``0 0 | a b c d | 0 0``       ``'constant'`` (cval 0)
-``'reflect'``     ``c b | a b c d | c b``       ``'mirror'``
-``'symmetric'``   ``b a | a b c d | d c``       ``'reflect'``
-``'replicate'``   ``a a | a b c d | d d``       ``'nearest'``
-``'circular'``    ``c d | a b c d | a b``       ``'wrap'``
-================  ============================  ======================
+exactly ``scipy.ndimage``'s extension rule for each mode (:data:`PADDING_TABLE` lists them,
+with the names scipy and kornia give each; the layers' docstrings show the same table).
 
 Everything else derives from :data:`MODES`: the padding (:func:`pad_axis`), the
 *folding* of kernels wider than the signal onto a shorter support without changing
