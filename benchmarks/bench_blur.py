@@ -31,6 +31,10 @@ scale parameters (op ``blur2d_sphere`` etc.), and forward only under ``torch.no_
   forward with autograd recording (impl ``forward``) raced against forward + backward;
 * small inputs (op ``small_input``, shapes (1, 1, 8, 8) and (1, 3, 32, 32), float32,
   forward + backward): ``sigma.Blur2d`` against kornia's ``GaussianBlur2d`` module;
+* an N-jet layer (op ``njet_layer``, shape (32, 16, 32, 32), σ in {1, 2}, float32, forward +
+  backward): ``sigma.NJetConv2d(16, 16, order=2)`` as it runs by default (one folded dense
+  convolution up to 5 x 5 taps, the separable jet beyond), the separable jet forced
+  (``method='direct'``), and ``nn.Conv2d(16, 16, 3)``, the layer it would replace;
 * with ``--compile``: ``torch.compile`` (inductor) modules beside eager ones (ops
   ``module_sphere`` and ``module_full``, both modules built with the fixed ``radius=`` the
   README recommends for compiling; and in the small-input rows). Inductor compiles for
@@ -43,10 +47,11 @@ target with its measured value and verdict, and exits with status 1 if a target 
 (a target with no rows in the run, e.g. compiled vs eager without ``--compile``, is
 skipped). The tables and verdicts are computed by ``sigma.book.speed``, which the performance
 chapter uses too. ``--report CSV`` prints the same tables from an existing CSV without measuring;
-``--plan`` lists the rows a run would time and a lower bound of its duration.
+``--plan`` lists the rows a run would time and a lower bound of its duration. ``--update`` keeps
+the rows of the ops not timed in this run from the existing CSV (re-time one group).
 
 Usage: ``python benchmarks/bench_blur.py [--quick] [--device cpu|cuda] [--out PATH]
-[--rounds N] [--compile] [--report CSV] [--plan]``
+[--rounds N] [--ops OP,...] [--update] [--compile] [--report CSV] [--plan]``
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from sigma.book.speed import (
     MODES,
     STRUCTURES,
     check_targets,
+    njet_costs,
     op_name,
     read_rows,
     regret_table,
@@ -83,7 +89,17 @@ DENSE_MAX_SIGMA = 8.0
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
-OPS = STRUCTURES + ("backward_cost", "scale_space", "small_input", "module_sphere", "module_full")
+OPS = STRUCTURES + (
+    "backward_cost",
+    "scale_space",
+    "small_input",
+    "njet_layer",
+    "module_sphere",
+    "module_full",
+)
+#: njet_layer rows: a CNN-typical layer input (B, C, H, W) and the layer's σ
+NJET_SHAPE = (32, 16, 32, 32)
+NJET_SIGMAS = (1.0, 2.0)
 #: backward_cost rows (blur2d_sphere, auto): the forward with autograd recording, raced against
 #: forward + backward; the backward's cost is their difference
 BACKWARD_COST_MAX_SIGMA = 4.0
@@ -369,6 +385,21 @@ def small_cases(shape, s: float, device: torch.device, compile_backend: str | No
     return out
 
 
+def njet_cases(s: float, device: torch.device):
+    """N-jet rows: forward + backward of ``sigma.NJetConv2d`` (order 2) against ``nn.Conv2d`` 3 x 3."""
+    torch.manual_seed(0)
+    B, C, H, W = NJET_SHAPE
+    x = torch.randn(NJET_SHAPE, device=device, requires_grad=True)
+    layers = {
+        "sigma.NJetConv2d": sigma.NJetConv2d(C, C, order=2, sigma=s, device=device),
+        "sigma.NJetConv2d[separable]": sigma.NJetConv2d(
+            C, C, order=2, sigma=s, method="direct", device=device
+        ),
+        "nn.Conv2d 3x3": torch.nn.Conv2d(C, C, 3, padding=1, device=device),
+    }
+    return [(name, lambda m=m: m(x).sum().backward()) for name, m in layers.items()]
+
+
 # ----------------------------------------------------------------------------- measuring
 
 
@@ -497,6 +528,9 @@ def report(rows: list[dict]) -> int:
         print("# scale space: cost relative to the plain blur")
         for line in costs:
             print("  " + line)
+    for s, ratios in sorted(njet_costs(rows).items()):
+        cells = ", ".join(f"{impl} {r:.2f} x" for impl, r in ratios.items())
+        print(f"# N-jet layer, σ = {s:g}, forward + backward, time / nn.Conv2d 3x3's: {cells}")
     regret = regret_table(rows)
     if regret:
         print_regret_table(regret)
@@ -551,7 +585,7 @@ def planned_rows(shape, sigmas, ops, modes, dtypes, device, compile_backend=None
         x = torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_()
         for mode in modes:
             for op in ops:
-                if op == "small_input":
+                if op in ("small_input", "njet_layer"):
                     continue
                 for s in sigmas:
                     fns = dict(cases(op, s, x, mode, compile_backend))
@@ -571,6 +605,10 @@ def planned_rows(shape, sigmas, ops, modes, dtypes, device, compile_backend=None
                         k,
                         dict(small_cases(small, s, device, compile_backend)),
                     )
+        if "njet_layer" in ops and dtype == torch.float32 and "forward+backward" in modes:
+            for s in NJET_SIGMAS:
+                k = 2 * sigma.kernel_radius(s, STD_DEVS) + 1
+                yield "njet_layer", "forward+backward", dtype, s, NJET_SHAPE, k, dict(njet_cases(s, device))
 
 
 def main(argv=None) -> int:
@@ -597,6 +635,9 @@ def main(argv=None) -> int:
         help="also time torch.compile'd modules beside eager (about 30 s of compiling per module)",
     )
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --compile")
+    ap.add_argument(
+        "--update", action="store_true", help="keep the existing CSV's rows of the ops not timed in this run"
+    )
     ap.add_argument("--overhead", action="store_true", help="only the per-call overhead table (tiny input)")
     ap.add_argument(
         "--report", metavar="CSV", help="print the tables and targets of an existing CSV; no timing"
@@ -694,11 +735,15 @@ def main(argv=None) -> int:
                 f"{spread:>17s} {t['iqr_ms']:8.2f} {mem:9.1f}",
                 flush=True,
             )
+    timed = len(rows)
+    if args.update and out.is_file():  # keep the other ops' rows, in their order, before the new ones
+        ran = {r["op"] for r in rows}
+        rows = [r for r in read_rows(out) if r["op"] not in ran] + rows
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(FIELDS))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"# wrote {len(rows)} rows to {out} in {time.time() - start:.0f} s")
+    print(f"# wrote {timed} timed rows ({len(rows)} in all) to {out} in {time.time() - start:.0f} s")
     status = report(rows)
     _print_overhead(device, min_run_time, args.rounds)
     return status

@@ -35,10 +35,16 @@ from ._checks import (
     radius_for,
 )
 from ._conv import correlate_axis
+from ._padding import pad_axis
 from .kernels import _gauss1d
 from .modules import _check_scale, _cpu_init, _empty_batch, _Layer, _like_conv, _restore, _scaled, _tops
 
 __all__ = ["jet_orders", "njet2d", "NJetConv2d"]
+
+# NJetConv2d folds the jet and its 1x1 combination into one dense kernel up to this many taps (5 x 5):
+# measured on a 2-core AMD EPYC, the dense F.conv2d is 1.1-4x faster than the separable jet at 5 x 5
+# (four layer shapes, benchmarks/bench_blur.py's njet row) and 1.6-12x slower at 9 x 9 and above.
+_FOLD_MAX_TAPS = 25
 
 
 def jet_orders(order: int) -> list[tuple[int, int]]:
@@ -211,7 +217,9 @@ class NJetConv2d(_Layer):
         ``scale`` (see :meth:`forward`)."""
         return self._jet(x, False, scale)
 
-    def _jet(self, x: Tensor, jet_major: bool, scale: float | Tensor | None = None) -> Tensor:
+    def _support(self, x: Tensor, scale: float | Tensor | None):
+        """Checks ``x``; ``None`` for an empty batch, else ``(s, hy, hx, own)``: σ times ``scale``
+        and the kernels' half-sizes (``own``: std_devs, each σ cut at its own support)."""
         check_input(x, 4, empty_batch=True)
         if x.shape[1] != self.in_channels:
             raise ValueError(
@@ -219,27 +227,62 @@ class NJetConv2d(_Layer):
                 f"channels (shape {tuple(x.shape)})"
             )
         if x.shape[0] == 0:
-            return _empty_batch(x, (0, x.shape[1] * len(self.orders), *x.shape[2:]), self.log_sigma)
+            return None
         s = _scaled(self.sigma, _check_scale(scale, x, self.radius is None))
-        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
         if self.radius is not None:
-            return _njet(x, s, *self.radius, None, *opts, jet_major=jet_major)
+            return (s, *self.radius, None)
         h = radius_for(_tops(s, "sigma")[0], self.std_devs)
-        return _njet(x, s, h, h, self.std_devs, *opts, jet_major=jet_major)
+        return s, h, h, self.std_devs
+
+    def _jet(self, x: Tensor, jet_major: bool, scale: float | Tensor | None = None) -> Tensor:
+        support = self._support(x, scale)
+        if support is None:
+            return _empty_batch(x, (0, x.shape[1] * len(self.orders), *x.shape[2:]), self.log_sigma)
+        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
+        return _njet(x, *support, *opts, jet_major=jet_major)
 
     def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
         """The layer's output ``(B, C_out, H, W)``. ``scale`` multiplies σ for this call: a number,
         a 0-d tensor or ``(B,)``, one per sample (differentiable, so a predictor can learn it).
         With ``gamma=1`` the jet is scale-normalized, so an image magnified by ``f`` at
         ``scale=f`` gives the response of the original at ``scale=1`` at corresponding pixels
-        (up to sampling; see the tests). With ``radius=`` the support stays that radius."""
+        (up to sampling; see the tests). With ``radius=`` the support stays that radius.
+
+        With one σ for the whole batch, ``method='auto'`` and kernels of at most 5 x 5 taps, the
+        derivative kernels and the 1x1 combination are folded into one ``(C_out, C_in, ky, kx)``
+        kernel and run as one ``F.conv2d`` (the same sum, in another order): the fast path a
+        3 x 3 ``nn.Conv2d`` takes. Otherwise the jet is computed separably, then combined."""
+        support = self._support(x, scale)
+        if support is None:
+            return _empty_batch(x, (0, self.out_channels, *x.shape[2:]), self.log_sigma, self.weight)
+        s, hy, hx, own = support
+        if self.method == "auto" and s.dim() <= 1 and (2 * hy + 1) * (2 * hx + 1) <= _FOLD_MAX_TAPS:
+            return _like_conv(x, self._folded(x, s, hy, hx, own))
+        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
         if not torch.compiler.is_compiling():
-            return _like_conv(x, F.conv2d(self.jet(x, scale), self.weight, self.bias))
+            return _like_conv(x, F.conv2d(_njet(x, *support, *opts), self.weight, self.bias))
         # compiled: the jet concatenated jet-major and the weight's inputs permuted to match (the
         # same result); inductor 2.13 fails on the reshaped stack with symbolic sizes
         C = self.in_channels
         w = self.weight.unflatten(1, (C, -1)).transpose(1, 2).flatten(1, 2)
-        return F.conv2d(self._jet(x, True, scale), w, self.bias)
+        return F.conv2d(_njet(x, *support, *opts, jet_major=True), w, self.bias)
+
+    def _folded(self, x: Tensor, s: Tensor, hy: int, hx: int, own) -> Tensor:
+        """One dense convolution: kernel ``K[o, c] = sum_j weight[o, c, j] * (wy_j outer wx_j)``."""
+        n = self.order + 1
+        wx = [_gauss1d(s, hx, self.kernel, own, order=o, gamma=self.gamma) for o in range(n)]
+        wy = [_gauss1d(s, hy, self.kernel, own, order=o, gamma=self.gamma) for o in range(n)]
+        # (J, ky, kx) for one σ, (C_in, J, ky, kx) for one σ per input channel
+        basis = torch.stack([wy[oy].unsqueeze(-1) * wx[ox].unsqueeze(-2) for oy, ox in self.orders], -3)
+        w = self.weight.view(self.out_channels, self.in_channels, len(self.orders))
+        if basis.dim() == 3:
+            kernel = torch.einsum("ocj,jyx->ocyx", w, basis.to(w.dtype))
+        else:
+            kernel = torch.einsum("ocj,cjyx->ocyx", w, basis.to(w.dtype))
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, kernel.to(x.dtype), self.bias, padding=(hy, hx))
+        xp = pad_axis(pad_axis(x, hy, hy, self.padding_mode, -2), hx, hx, self.padding_mode, -1)
+        return F.conv2d(xp, kernel.to(x.dtype), self.bias)
 
     def extra_repr(self) -> str:
         s = self.sigma.detach().flatten().tolist()

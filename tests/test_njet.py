@@ -56,6 +56,48 @@ def test_module_equals_functional_composition(per_channel):
     assert "order=2" in repr(m)
 
 
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "symmetric", "replicate", "circular"])
+@pytest.mark.parametrize("kernel", ["sampled", "erf", "discrete"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_folded_kernel_path_equals_jet_then_combination(padding_mode, kernel, per_channel):
+    """One σ per batch and a support of at most 5 x 5 taps: forward runs one dense conv2d of the
+    folded kernel; it equals the separable jet followed by the 1x1 combination."""
+    torch.manual_seed(0)
+    m = sigma.NJetConv2d(
+        3,
+        4,
+        sigma=torch.tensor([0.6, 0.9, 1.0]) if per_channel else 0.8,
+        per_channel=per_channel,
+        padding_mode=padding_mode,
+        kernel=kernel,
+        dtype=f64,
+    )
+    x = torch.randn(2, 3, 4, 7, dtype=f64)  # an axis shorter than the kernel's reach (pads fold)
+    torch.testing.assert_close(m(x), F.conv2d(m.jet(x), m.weight, m.bias), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        m(x, scale=0.9), F.conv2d(m.jet(x, 0.9), m.weight, m.bias), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_folded_kernel_path_is_taken_only_where_it_is_fast(monkeypatch):
+    calls = []
+    original = sigma.NJetConv2d._folded
+    monkeypatch.setattr(sigma.NJetConv2d, "_folded", lambda self, *a: calls.append(1) or original(self, *a))
+    x = torch.randn(2, 2, 12, 12, dtype=f64)
+    sigma.NJetConv2d(2, 3, sigma=1.0, dtype=f64)(x)  # 5 x 5 taps: folded
+    assert len(calls) == 1
+    sigma.NJetConv2d(2, 3, sigma=1.5, dtype=f64)(x)  # 7 x 7: separable
+    sigma.NJetConv2d(2, 3, sigma=1.0, method="direct", dtype=f64)(x)  # an engine named: separable
+    sigma.NJetConv2d(2, 3, sigma=1.0, dtype=f64)(x, scale=torch.tensor([1.0, 0.8], dtype=f64))  # per sample
+    assert len(calls) == 1
+
+
+def test_gradcheck_folded_kernel_path():
+    m = sigma.NJetConv2d(2, 3, sigma=0.8, per_channel=True, padding_mode="replicate", dtype=f64)
+    x = torch.randn(1, 2, 6, 5, dtype=f64, requires_grad=True)
+    assert gradcheck(lambda x, w, ls: m(x), (x, m.weight, m.log_sigma), fast_mode=True)
+
+
 def test_gradients_reach_sigma_and_the_weights():
     m = sigma.NJetConv2d(2, 4, order=3, sigma=1.2, kernel="discrete", radius=4, dtype=f64)
     x = torch.randn(1, 2, 9, 9, dtype=f64)

@@ -5,6 +5,8 @@ subpackage, and importing it does not import matplotlib (only drawing a figure d
 
 * :mod:`sigma.book.train`: :func:`fit`, :func:`sweep` and friends, the loop every
   experiment shares.
+* :mod:`sigma.book.digits`: the digits-at-every-size protocol (data at controlled sizes,
+  small CNNs, their training and accuracy), shared by two chapters.
 * :mod:`sigma.book.data`: sample images, σ maps, synthetic tasks and the committed
   benchmark results, all shipped inside the package (nothing is downloaded).
 * :mod:`sigma.book.plot`: the book's figures, in one style.
@@ -13,7 +15,7 @@ subpackage, and importing it does not import matplotlib (only drawing a figure d
 * :func:`glue`: hand a computed value to the page's prose (``{glue:text}`` role).
 """
 
-from . import data, plot, speed
+from . import data, digits, plot, speed
 from .glue import glue
 from .train import (
     OPTIMIZERS,
@@ -28,6 +30,7 @@ from .train import (
 
 __all__ = [
     "data",
+    "digits",
     "plot",
     "speed",
     "glue",

@@ -304,6 +304,22 @@ def scale_space_costs(rows: list[dict]) -> list[str]:
     return lines
 
 
+def njet_costs(rows: list[dict]) -> dict[float, dict[str, float]]:
+    """``{σ: {impl: median time / nn.Conv2d 3x3's}}`` of the ``njet_layer`` rows (forward + backward
+    of an order-2 ``sigma.NJetConv2d`` against the 3 x 3 convolution of the same width)."""
+    base = {
+        float(r["sigma"]): float(r["median_ms"])
+        for r in rows
+        if r["op"] == "njet_layer" and r["impl"] == "nn.Conv2d 3x3"
+    }
+    out: dict[float, dict[str, float]] = {}
+    for r in rows:
+        s = float(r["sigma"]) if r["op"] == "njet_layer" else None
+        if s in base and r["impl"] != "nn.Conv2d 3x3":
+            out.setdefault(s, {})[r["impl"]] = float(r["median_ms"]) / base[s]
+    return out
+
+
 def auto_choice(op: str, s: float, mode: str, side: int = 256, batch: tuple[int, int] = (8, 3)) -> str | None:
     """The exact method ``method='auto'`` runs for a benchmark row, from the rule in :mod:`sigma._conv`.
 
