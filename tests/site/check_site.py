@@ -12,7 +12,7 @@ every request that is not to the loopback server blocked. For each page it check
   ``\\(`` or ``\\[`` is left in the page text outside code;
 * every internal link points to a file of the site and, with an ``#anchor``, to an element
   with that id;
-* the sidebar lists every page of the table of contents;
+* the sidebar lists every page of the table of contents, under its part's caption;
 * on a chapter with interactive widgets, each interactive cell shows no widget output (it
   needs a live kernel) and is followed by a static figure that loaded;
 * glued values are pasted: no raw MyST role (``{glue:text}``, ``{cite}`` ...) is left in the page
@@ -114,6 +114,14 @@ def toc_pages(toc: Path = TOC) -> list[str]:
         walk(part.get("chapters"))
     walk(data.get("chapters"))
     return pages
+
+
+def toc_captions(toc: Path = TOC) -> list[str]:
+    """The part captions of a jb-book ``_toc.yml`` (Core, Deeper, ...), in order; [] without parts."""
+    import yaml
+
+    data = yaml.safe_load(toc.read_text(encoding="utf-8"))
+    return [part["caption"] for part in data.get("parts", []) if part.get("caption")]
 
 
 def _docname(path: str) -> str:
@@ -284,6 +292,8 @@ PROBE_JS = r"""
   const sidebar = document.querySelector(".bd-sidebar-primary");
   out.sidebarVisible = !!sidebar && sidebar.checkVisibility();
   out.sidebar = Array.from(document.querySelectorAll("nav.bd-docs-nav a")).map((a) => a.href);
+  out.captions = Array.from(document.querySelectorAll("nav.bd-docs-nav .caption-text"))
+    .filter((el) => el.checkVisibility()).map((el) => el.textContent.trim());
   out.widgets = Array.from(document.querySelectorAll(
     'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets, .widget-area'
   )).map(describe);
@@ -404,6 +414,7 @@ def check_page(
     all_pages: list[str],
     interactive: bool,
     events: dict,
+    captions: list[str] = (),
     screenshot: Path | None,
     glue_expected: int = 0,
     notebook: bool = False,
@@ -509,6 +520,10 @@ def check_page(
     for other in all_pages:
         if (site / f"{other}.html").resolve() not in listed:
             report.fail(f"the sidebar does not list the chapter {other}")
+    if captions and data["captions"] != list(captions):
+        report.fail(
+            f"the sidebar shows the parts {data['captions']}, the table of contents has {list(captions)}"
+        )
 
     if data["widgets"]:
         report.fail(
@@ -585,6 +600,7 @@ def run_check(
     screenshots: Path | None = None,
     check_index: bool = True,
     sources: Path = REPO,
+    captions: list[str] = (),
 ) -> list[PageReport]:
     """Check ``pages`` of the site; one report per page (and one for the front door).
 
@@ -602,6 +618,7 @@ def run_check(
                 screenshots=screenshots,
                 check_index=check_index,
                 sources=sources,
+                captions=captions,
             )
 
     reports = []
@@ -668,6 +685,7 @@ def run_check(
                         screenshot=shot,
                         glue_expected=glue_roles(name, sources),
                         notebook=(sources / f"{name}.ipynb").is_file(),
+                        captions=captions,
                     )
                 )
         finally:
@@ -719,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         interactive=interactive,
         chromium=chromium,
         screenshots=args.screenshots,
+        captions=toc_captions(args.toc),
     )
     failed = [r for r in reports if r.failures]
     for r in reports:

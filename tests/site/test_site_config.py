@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_site  # noqa: E402
 
 REPO = check_site.REPO
-# The reading order's fixed points (the issue's): the introduction, then the notation page;
-# the explorer right after the 1D recovery chapter; the API reference last. The other chapters
-# may move, but every page in book/ is in the table of contents exactly once.
-FIRST = ["intro", "notation"]
+# The reading order's fixed points: the introduction, then the core path from the Gaussian; the
+# explorer right after the 1D recovery chapter; the API reference last. The other chapters may
+# move, but every page in book/ is in the table of contents exactly once.
+FIRST = ["intro", "gaussian", "recovery_1d"]
 FOLLOWS = {"explorer": "recovery_1d"}
 LAST = "api"
 
@@ -45,6 +45,15 @@ def test_toc_lists_every_chapter_in_reading_order():
         assert names.index(page) == names.index(before) + 1, names
     sources = sorted({p.stem for p in (REPO / "book").iterdir() if p.suffix in (".md", ".ipynb")})
     assert sorted(names) == sources and len(set(names)) == len(names), (names, sources)
+
+
+def test_toc_has_three_parts_and_a_short_core():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+    assert check_site.toc_captions() == ["Core", "Deeper", "Appendix and reference"]
+    core = toc["parts"][0]["chapters"]
+    assert len(core) <= 8, core
+    appendix = [c["file"].removeprefix("book/") for c in toc["parts"][2]["chapters"]]
+    assert {"seed", "in_your_model", "performance", "notation", "api"} <= set(appendix)
 
 
 def test_config_builds_only_the_book_from_stored_outputs(config):
