@@ -5,9 +5,14 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+# every other notebook (sorted), and the rest: `make checks` runs each nbval pass as two jobs, so
+# that the two digits chapters, the longest, land in different halves and both cores stay busy
+NB_HALF_1 := $(foreach i,1 3 5 7 9 11 13 15 17 19 21 23 25 27 29 31,$(word $(i),$(NOTEBOOKS)))
+NB_HALF_2 := $(filter-out $(NB_HALF_1),$(NOTEBOOKS))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test checks test-lib test-notebooks test-notebooks-other-kernels test-standalone book book-check site-test lab lab-test lint bench execute clean
+.PHONY: install test checks test-lib test-notebooks test-notebooks-other-kernels test-standalone \
+	nbval-1 nbval-2 nbval-other-1 nbval-other-2 book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
 
@@ -29,11 +34,11 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 ## JupyterLab.
 test: lint checks book-check site-test lab-test
 
-## make checks: the library tests, both nbval passes and the standalone chapters, two at a time
-## (each runs on one thread; output kept apart).
+## make checks: the library tests, both nbval passes (each in two halves of the notebooks) and the
+## standalone chapters, two jobs at a time, longest first (each runs on one thread; output kept apart).
 checks: install
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-lib test-notebooks \
-		test-notebooks-other-kernels test-standalone
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-lib nbval-other-1 nbval-other-2 \
+		nbval-1 nbval-2 test-standalone
 
 test-lib: install
 	$(PY) -m pytest -q
@@ -50,6 +55,13 @@ test-notebooks: install
 ## A chapter whose printed values depend on rounding fails here.
 test-notebooks-other-kernels: install
 	$(PY) tools/other_kernels.py $(NBVAL) $(NOTEBOOKS)
+
+# the two passes in halves, for `make checks`
+nbval-1 nbval-2: nbval-%: install
+	$(NBVAL) $(NB_HALF_$*)
+
+nbval-other-1 nbval-other-2: nbval-other-%: install
+	$(PY) tools/other_kernels.py $(NBVAL) $(NB_HALF_$*)
 
 ## make test-standalone (about 2 min): each of three chapters, copied alone into an empty folder,
 ## runs in a fresh venv that has the stack (torch, matplotlib, Jupyter) but not this project, and
