@@ -168,3 +168,27 @@ def test_explorer_animation_is_an_offline_slider_over_the_frames():
         splot.explorer_animation(x, [])
     with pytest.raises(ValueError, match="x must be one signal"):
         splot.explorer_animation(torch.randn(2, 1, 30), [1.0])
+
+
+@pytest.mark.parametrize("grid", [(1, 1), (1, 2), (2, 2)])
+def test_player_draws_each_frame_once_on_cleared_axes(grid):
+    drawn = []
+
+    def draw(fig, axes, i):
+        first = axes if grid == (1, 1) else axes.flat[0]
+        assert not first.lines  # cleared before every frame
+        first.plot([0, 1], [i, i])
+        first.set(title=f"frame {i}", xlabel="x", ylabel="y")
+        drawn.append(i)
+
+    html = splot.player(draw, 4, nrows=grid[0], ncols=grid[1], figsize=(3.0, 2.0), dpi=20, alt="a <b>")
+    assert sorted(set(drawn)) == [0, 1, 2, 3]
+    assert html.count("data:image/png;base64,") == 4 and 'type="range"' in html
+    assert '<img alt="a &lt;b&gt;" id=' in html and "https://" not in html
+    assert not plt.get_fignums()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_player_rejects_a_bad_frame_count(bad):
+    with pytest.raises(ValueError, match="n_frames"):
+        splot.player(lambda fig, ax, i: None, bad)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape as _html_escape
 
 import torch
@@ -29,6 +29,7 @@ __all__ = [
     "plot_sweep_heatmap",
     "plot_explorer",
     "explorer_animation",
+    "player",
 ]
 
 
@@ -459,35 +460,88 @@ def explorer_animation(
     Raises:
         ValueError: if ``sigmas`` is empty, or for the reasons of :func:`plot_explorer`.
     """
-    from matplotlib import animation
-
     sigmas = [float(v) for v in sigmas]
     if not sigmas:
         raise ValueError("sigmas must hold at least one σ, got an empty sequence")
-    plt = _plt()
     opts = {"std_devs": std_devs, "padding_mode": padding_mode, "kernel": kernel}
     x, target, grid, curves = _explorer_model(x, sigma_true, opts, sigma_range, num)
     from ..kernels import kernel_radius
 
     r_max = max(kernel_radius(v, std_devs) for v in sigmas)
+
+    def draw(fig, axes, i):
+        _draw_explorer(axes, fig, x, target, grid, curves, sigmas[i], sigma_true, opts, kernel_xlim=r_max)
+
+    margins = {"left": 0.09, "right": 0.98, "bottom": 0.09, "top": 0.9, "wspace": 0.28, "hspace": 0.45}
+    return player(draw, len(sigmas), nrows=2, ncols=2, figsize=figsize, dpi=dpi, margins=margins, alt=alt)
+
+
+def player(
+    draw: Callable,
+    n_frames: int,
+    *,
+    nrows: int = 1,
+    ncols: int = 1,
+    figsize: tuple[float, float] = (8.0, 3.2),
+    dpi: float = 64,
+    margins: dict | None = None,
+    interval: int = 600,
+    alt: str = "",
+) -> str:
+    """An HTML slider over ``n_frames`` drawings that needs no kernel (a page's "see it move").
+
+    ``draw(fig, axes, i)`` draws frame ``i`` on the cleared ``axes`` (an array of ``nrows x ncols``,
+    or one ``Axes``). The frames are embedded as PNG images behind matplotlib's JavaScript player
+    (:meth:`matplotlib.animation.Animation.to_jshtml`): a range slider and play buttons that work in
+    a static page with no network (the player's one external reference, a Font Awesome stylesheet
+    on a CDN, is removed; the book's theme ships Font Awesome). Display it with
+    ``IPython.display.HTML``. Each frame is one PNG of ``figsize x dpi`` pixels: keep a page to a
+    dozen or two frames.
+
+    Args:
+        draw: draws one frame.
+        n_frames: number of frames, at least 1.
+        nrows, ncols: the grid of axes. Default: one.
+        figsize: size of a frame in inches. Default: ``(8.0, 3.2)``.
+        dpi: resolution of the frames. Default: 64.
+        margins: ``Figure.subplots_adjust`` arguments (fixed margins: a layout engine would
+            re-measure every frame). Default: matplotlib's.
+        interval: milliseconds per frame when playing. Default: 600.
+        alt: alt text of the frame image. Default: ``''``.
+
+    Returns:
+        The player's HTML: a ``<div class="animation">`` with the frame image, a range slider
+        (``<input ... type="range">``) and the play buttons, every frame inlined as base64 PNG.
+
+    Raises:
+        ValueError: if ``n_frames`` is not a positive int.
+    """
+    from matplotlib import animation
+
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+    plt = _plt()
     # Fixed margins: a layout engine would re-measure every frame twice (most of the cost). The
     # rc setting too, since savefig re-creates the layout engine that rcParams name.
     no_layout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
     with plt.rc_context(
         {"savefig.dpi": dpi, "figure.dpi": dpi, "font.size": 9, "legend.fontsize": 7, **no_layout}
     ):
-        fig, axes = plt.subplots(2, 2, figsize=figsize, layout="none")
-        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.09, top=0.9, wspace=0.28, hspace=0.45)
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, layout="none", squeeze=False)
+        fig.subplots_adjust(**(margins or {}))
+        shown = axes if nrows * ncols > 1 else axes[0, 0]
+        if nrows == 1 and ncols > 1:
+            shown = axes[0]
 
         def frame(i):
             for ax in axes.flat:
                 ax.cla()
-            _draw_explorer(axes, fig, x, target, grid, curves, sigmas[i], sigma_true, opts, kernel_xlim=r_max)
+            draw(fig, shown, i)
             # Blitting one empty line (skipped when a frame is saved) spares the full redraw that
             # FuncAnimation would do before saving each frame; the saved frame draws everything.
             return axes[0, 0].plot([], [])
 
-        anim = animation.FuncAnimation(fig, frame, frames=len(sigmas), interval=600, blit=True)
+        anim = animation.FuncAnimation(fig, frame, frames=n_frames, interval=interval, blit=True)
         try:
             html = anim.to_jshtml(default_mode="once")
         finally:

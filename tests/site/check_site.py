@@ -19,7 +19,7 @@ every request that is not to the loopback server blocked. For each page it check
   text, no docutils error box is shown, every pasted value is non-empty, and the page pastes as
   many values as its notebook's markdown has glue roles (a key that was not found pastes nothing);
 * on a notebook page, the Binder and Colab launch buttons open that page's own notebook;
-* every kernel-free animation (matplotlib's ``to_jshtml()``: an ``<input type="range">`` inside
+* every kernel-free animation the page's notebook stores is on the page (matplotlib's ``to_jshtml()``: an ``<input type="range">`` inside
   an ``.animation`` block) works offline: moving its slider changes the displayed frame, and
   moving it back restores the first one.
 
@@ -158,6 +158,22 @@ def glue_roles(page: str, repo: Path = REPO) -> int:
     elif md.exists():
         sources.append(md.read_text(encoding="utf-8"))
     return sum(len(GLUE_ROLE.findall(FENCED_CODE.sub("", text))) for text in sources)
+
+
+def stored_players(page: str, repo: Path = REPO) -> int:
+    """How many kernel-free players (``to_jshtml()`` output) the page's notebook stores, shown or not."""
+    nb = repo / f"{page}.ipynb"
+    if not nb.exists():
+        return 0
+    count = 0
+    for cell in json.loads(nb.read_text(encoding="utf-8")).get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") != "code" or "remove-cell" in tags or "remove-output" in tags:
+            continue
+        for out in cell.get("outputs", []):
+            html = out.get("data", {}).get("text/html", "")
+            count += '<div class="animation">' in ("".join(html) if isinstance(html, list) else html)
+    return count
 
 
 # --------------------------------------------------------------------------- browser and site
@@ -358,12 +374,14 @@ async () => {
 """
 
 
-def _check_animations(page, report: PageReport) -> None:
+def _check_animations(page, report: PageReport, expected: int = 0) -> None:
     try:
         animations = page.evaluate(ANIMATION_JS)
     except Exception as exc:
         report.fail(f"the animation check could not run: {exc}")
         return
+    if len(animations) < expected:
+        report.fail(f"the page shows {len(animations)} of the {expected} players its notebook stores")
     for a in animations:
         where = f"animation {a['index']} (slider #{a['id']})" if a["id"] else f"animation {a['index']}"
         if a.get("error"):
@@ -418,6 +436,7 @@ def check_page(
     screenshot: Path | None,
     glue_expected: int = 0,
     notebook: bool = False,
+    players_expected: int = 0,
 ) -> PageReport:
     """Open ``url`` in ``page`` and run every check; ``events`` collects the listeners' findings."""
     report = PageReport(name)
@@ -476,7 +495,7 @@ def check_page(
             f"{glue_expected - len(data['pasted'])} of the notebook's {glue_expected} glue roles pasted "
             f"nothing on the page (a key that was not glued, or not found)"
         )
-    _check_animations(page, report)
+    _check_animations(page, report, players_expected)
     if notebook:  # Binder and Colab open this page's own notebook
         docname = name.removesuffix(".html")
         launch = [
@@ -686,6 +705,7 @@ def run_check(
                         glue_expected=glue_roles(name, sources),
                         notebook=(sources / f"{name}.ipynb").is_file(),
                         captions=captions,
+                        players_expected=stored_players(name, sources),
                     )
                 )
         finally:
