@@ -1,8 +1,9 @@
 """Verdicts on the benchmark's rows: the ``auto`` regret table and the speed targets.
 
 ``benchmarks/bench_blur.py`` writes one CSV row per (op, implementation, dtype, σ, shape); this
-module reads such rows and turns them into the tables the benchmark prints and the performance
-chapter shows, so both share one implementation. Everything here works on plain row dicts (the
+module reads such rows and turns them into the tables and verdicts the benchmark prints
+(``--report``, ``benchmarks/README.md``) and the numbers the performance and digits chapters
+show, so all share one implementation. Everything here works on plain row dicts (the
 CSV's strings, or numbers in tests) and needs neither torch nor the benchmark's baselines.
 
 Units: every time is in milliseconds per call (``median_ms``, ``round_min_ms``,
