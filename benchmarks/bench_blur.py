@@ -86,6 +86,7 @@ SHAPE = (8, 3, 256, 256)
 STD_DEVS = 2.0
 # Skip a baseline when its kernel has more taps than this (one run would take minutes).
 DENSE_MAX_SIGMA = 8.0
+FUSED_MAX_SIGMA = 8.0  # method='fused' rows up to 65 taps (one compile per kernel size)
 UNFOLD_MAX_SIGMA = 4.0  # k = 17: the unfolded matrix is already 1.8 GB in float32
 LOCAL_MAX_SIGMA = 8.0
 ORIGINAL_MAX_SIGMA = 64.0
@@ -309,6 +310,10 @@ def cases(
         return run
 
     def with_methods(name, call, skip=()):
+        if s > FUSED_MAX_SIGMA or dtype != torch.float32:
+            # the fused loops unroll every tap (long kernels compile for minutes), and each dtype
+            # compiles its own: float32 rows only, up to 33 taps
+            skip = tuple(skip) + ("fused",)
         for m in methods_of(getattr(sigma, name)):
             if m not in skip:
                 out.append((f"sigma[{m}]", fb(lambda m=m: call(m))))
@@ -330,7 +335,7 @@ def cases(
         with_methods(op, lambda m: sigma.dog2d(xi, p, DOG_RATIO * p, STD_DEVS, method=m))
     elif op == "blur2d_full":
         logchol = sigma.cov_to_logchol(full_cov(s, dtype, device)).requires_grad_(backward)
-        skip = ("direct", "matmul") if s > DENSE_MAX_SIGMA else ()
+        skip = ("fused", "direct", "matmul") if s > DENSE_MAX_SIGMA else ("fused",)  # fused: separable only
         with_methods(op, lambda m: sigma.blur2d_full(xi, sigma.logchol_to_cov(logchol), method=m), skip)
         if backward and s <= DENSE_MAX_SIGMA:
             out.append(
@@ -339,6 +344,9 @@ def cases(
     elif op == "backward_cost" and backward and s <= BACKWARD_COST_MAX_SIGMA:
         out.append(("forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS)))  # graph recorded, no backward
         out.append(("forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS))))
+        if "fused" in methods_of(sigma.blur2d_sphere):
+            out.append(("fused forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
+            out.append(("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused"))))
     elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
             out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(xi, p, STD_DEVS, **opts))))

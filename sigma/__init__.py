@@ -11,6 +11,7 @@ from .kernels import cov_radii, gauss1d, gauss2d_diag, gauss2d_full, gauss2d_sph
 from .local import blur2d_local_full, blur2d_local_sphere
 from .modules import Blur1d, Blur2d, DynamicBlur2d, GaussConv2d
 from .njet import NJetConv2d, jet_orders, njet2d
+from ._tune import tune
 from .params import cov_axes, cov_to_logchol, logchol_to_cov, rotated_cov
 
 __version__ = "0.1.0"
@@ -43,4 +44,5 @@ __all__ = [
     "GaussConv2d",
     "DynamicBlur2d",
     "NJetConv2d",
+    "tune",
 ]

@@ -24,6 +24,9 @@ import math
 import torch
 from torch import Tensor
 
+from ._autograd import apply, eager_twin
+from ._taps import tap_grads_graph
+
 BLOCK = 32  # outputs per block; measured on CPU, 16 to 64 perform alike
 
 
@@ -137,3 +140,42 @@ def band_correlate_unfolded(x: Tensor, w: Tensor, dim: int) -> Tensor:
         t = t.reshape(t.shape[:1] + (1,) * (windows.dim() - 4) + t.shape[1:])
     y = (windows @ t).flatten(-2).narrow(-1, 0, L)
     return y.movedim(-1, dim)
+
+
+class _BandCorr(torch.autograd.Function):
+    """Zero-boundary 'same' correlation along ``dim`` by banded products (:func:`band_correlate`).
+
+    The backward pass is the correlation with the flipped kernel and one more product for
+    the kernel; when a graph is being built (double backward) it uses differentiable
+    operations only.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, dim: int) -> Tensor:
+        return band_correlate(x, w, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, dim = inputs
+        ctx.save_for_backward(x, w)
+        ctx.dim = dim
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, w = ctx.saved_tensors
+        dim = ctx.dim
+        graph = torch.is_grad_enabled()
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = apply(_BandCorr, g, w.flip(-1), dim) if graph else band_correlate(g, w.flip(-1), dim)
+        if ctx.needs_input_grad[1]:
+            if graph:
+                gw = tap_grads_graph(g, x, w, dim)
+            else:
+                gw = band_tap_grads(g, x, w.shape[-1], dim, w.dim() == 2)
+        return gx, gw, None
+
+
+_BandCorr.eager = eager_twin(_BandCorr)

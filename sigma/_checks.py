@@ -3,13 +3,16 @@
 Every check raises :class:`TypeError` (wrong kind of object) or :class:`ValueError`
 (right kind, wrong value or shape) with a message of the form
 ``"<name> must be <rule>, got <value>"`` so the caller knows what to change.
-Nothing is clamped or coerced silently.
+Nothing is clamped or coerced silently. The options of a blur are checked by one function,
+:func:`blur_options`, and its kernel size follows one rule, :func:`resolve_support`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
+from functools import reduce
 
 import torch
 from torch import Tensor
@@ -17,7 +20,7 @@ from torch import Tensor
 from ._export import support_read
 from ._padding import PADDING_MODES  # noqa: F401  (re-exported: the one table of modes)
 
-METHODS = frozenset({"auto", "direct", "matmul", "fft"})
+METHODS = frozenset({"auto", "direct", "matmul", "fft", "fused"})
 KERNEL_TYPES = frozenset({"sampled", "erf", "discrete"})
 
 #: Largest kernel half-size (in pixels) any function will build. A kernel of
@@ -386,3 +389,105 @@ def check_gamma(gamma: object, name: str = "gamma") -> float:
     if not math.isfinite(gamma):
         raise ValueError(f"{name} must be finite, got {name}={gamma}")
     return gamma
+
+
+# ----------------------------------------------------------------------------- options and support
+
+
+@dataclass(frozen=True)
+class BlurOptions:
+    """The checked options of a blur (:func:`sigma.blur1d`), from :func:`blur_options`; a layer
+    keeps its own as ``self.options``. ``radius``: None, an int or a pair ``(h_y, h_x)``;
+    ``order``: an int or a pair ``(order_y, order_x)`` (an N-jet: its highest total order)."""
+
+    std_devs: float = 2.0
+    padding_mode: str = "zeros"
+    kernel: str = "sampled"
+    method: str = "auto"
+    radius: int | tuple[int, int] | None = None
+    order: int | tuple[int, int] = 0
+    gamma: float = 0.0
+
+
+def blur_options(axes: int, *options, jet: bool = False, **named) -> BlurOptions:
+    """The one check of a blur's options (in :class:`BlurOptions`'s order and names), for every
+    function and layer: ``radius`` and ``order`` per axis of ``axes`` (``jet``: ``order`` is an
+    N-jet's, one int)."""
+    o = BlurOptions(*options, **named)
+    check_choice(o.padding_mode, PADDING_MODES, "padding_mode")
+    check_choice(o.method, METHODS, "method")
+    check_choice(o.kernel, KERNEL_TYPES, "kernel")
+    std_devs, radius = check_positive_real(o.std_devs, "std_devs"), check_radius_arg(o.radius, axes)
+    order, gamma = check_order(o.order, 1 if jet else axes), check_gamma(o.gamma)
+    return BlurOptions(std_devs, o.padding_mode, o.kernel, o.method, radius, order, gamma)
+
+
+@dataclass(frozen=True)
+class Support:
+    """The kernel support of one call, from :func:`resolve_support`: ``h`` the half-size of the
+    kernel arrays per axis; ``own`` the ``std_devs`` with which each σ's kernel is cut at its own
+    half-size inside them (:func:`own_radii`), or None (a fixed radius: every kernel uses ``h``)."""
+
+    h: tuple[int, ...]
+    own: float | None = None
+
+
+def resolve_support(
+    tops, o: BlurOptions, names="sigma", *, axes=1, shared=False, variance=False, dense=False
+) -> Support:
+    """The one kernel-size rule: ``o.radius`` if given (nothing is read), else for each scale
+    argument ``h = radius_for(top, o.std_devs, name)`` from its largest value, each σ keeping its
+    own support (``Support.own = o.std_devs``).
+
+    ``tops``: floats or callables reading one (in turn, each checked before the next read), or
+    one callable returning all (a layer's single host read); ``names``: each one's argument (a
+    str: all). ``axes``: axes one top spans (isotropic 2D: ``h`` twice). ``shared``: one ``h``,
+    the largest (a DoG's two Gaussians). ``variance``: tops are a covariance's diagonal.
+    ``dense``: refuse a computed box beyond :data:`MAX_KERNEL_NUMEL_2D` taps (a fixed radius
+    never was checked; :func:`sigma.gauss2d_full` checks its ``radii`` itself). Per-pixel blurs
+    pass a map's maximum; :class:`sigma.DynamicBlur2d` resolves ``sigma_range``'s upper bound
+    once and keeps it as a fixed radius (no per-pixel cut).
+    """
+    if o.radius is not None:
+        return Support(o.radius if isinstance(o.radius, tuple) else (o.radius,) * axes)
+    tops = tops() if callable(tops) else tops
+    names = [names] * len(tops) if isinstance(names, str) else names
+    hs = []
+    for top, name in zip(tops, names, strict=True):
+        top = top() if callable(top) else top
+        hs.append(radius_for(math.sqrt(top) if variance else top, o.std_devs, name))
+    hs = [max(hs)] if shared else hs
+    h = tuple(hs * axes) if len(hs) == 1 else tuple(hs)
+    if dense:
+        check_dense(*h)
+    return Support(h, o.std_devs)
+
+
+def check_dense(hy: int, hx: int, name: str = "cov") -> None:
+    """Refuse a dense 2D kernel of more than :data:`MAX_KERNEL_NUMEL_2D` taps."""
+    if (2 * hy + 1) * (2 * hx + 1) > MAX_KERNEL_NUMEL_2D:
+        raise ValueError(
+            f"{name} is too large: the dense kernel would have {(2 * hy + 1)} x {(2 * hx + 1)} taps, "
+            f"more than {MAX_KERNEL_NUMEL_2D}; use a smaller covariance or std_devs"
+        )
+
+
+def diag_tops(cov: Tensor) -> tuple[float, float]:
+    """The largest ``cov[..., 0, 0]`` and ``cov[..., 1, 1]``, read (where ``check_cov`` did not)."""
+    d = cov.detach()
+    return float(d[..., 0, 0].max()), float(d[..., 1, 1].max())
+
+
+def own_radii(own: float | None, *scales: Tensor) -> Tensor | None:
+    """Each σ's own half-size (:func:`own_radius`; the larger over ``scales``, broadcast), where
+    its kernel is cut; None without ``own`` or for one σ (its own half-size is ``h``). The
+    per-pixel sphere blur cuts every map, even of one pixel, with :func:`own_radius` itself."""
+    if own is None or all(s.numel() == 1 for s in scales):
+        return None
+    return reduce(torch.maximum, [own_radius(s, own) for s in scales])
+
+
+def own_box(cov: Tensor, own: float) -> tuple[Tensor, Tensor]:
+    """Each covariance's own box ``(r_y, r_x)``: :func:`own_radius` of its marginal σ."""
+    d = cov.detach()
+    return own_radius(d[..., 0, 0].double().sqrt(), own), own_radius(d[..., 1, 1].double().sqrt(), own)

@@ -23,7 +23,8 @@ import functools
 import torch
 from torch import Tensor
 
-from ._padding import MODES, index_map
+from ._autograd import traced
+from ._padding import BoundaryMode, boundary, index_map
 
 #: longest axis :func:`dense_axis` is used for (its cost grows with ``L`` per output)
 DENSE_MAX_LENGTH = 32
@@ -43,7 +44,7 @@ def _placement(length: int, h: int, mode: str, device, dtype) -> Tensor:
     pos = (
         torch.arange(length, device=device)[:, None] + torch.arange(-h, h + 1, device=device)[None, :]
     )  # (L, k)
-    if MODES[mode].index is None:
+    if boundary(mode).index is None:
         valid = (pos >= 0) & (pos < length)
         src = pos.clamp(0, length - 1)
     else:
@@ -55,23 +56,21 @@ def _placement(length: int, h: int, mode: str, device, dtype) -> Tensor:
     return p
 
 
-def placement(length: int, h: int, mode: str, like: Tensor) -> Tensor:
+def placement(length: int, h: int, mode: str | BoundaryMode, like: Tensor) -> Tensor:
     """The 0/1 tensor ``P`` (``(2h + 1, L * L)``, dtype and device of ``like``), cached outside tracing."""
-    from ._conv import traced  # local: _conv imports this module
-
     if traced(like):
         return _placement(length, h, mode, like.device, like.dtype)
-    return _placement_cached(length, h, mode, like.device, like.dtype)
+    return _placement_cached(length, h, boundary(mode).name, like.device, like.dtype)
 
 
-def axis_matrix(w: Tensor, length: int, mode: str) -> Tensor:
+def axis_matrix(w: Tensor, length: int, mode: str | BoundaryMode) -> Tensor:
     """``A`` of shape ``(L, L)`` (or ``(C, L, L)`` for ``w`` of shape ``(C, k)``): ``y = A x`` along the axis."""
     h = (w.shape[-1] - 1) // 2
     p = placement(length, h, mode, w)
     return (w @ p).unflatten(-1, (length, length))
 
 
-def dense_axis(x: Tensor, w: Tensor, dim: int, mode: str) -> Tensor:
+def dense_axis(x: Tensor, w: Tensor, dim: int, mode: str | BoundaryMode) -> Tensor:
     """Correlate ``x`` (B, C, ...) with ``w`` (k,) or (C, k) along ``dim``."""
     return apply_axis_matrix(x, axis_matrix(w.to(x.dtype), x.shape[dim], mode), dim)
 
@@ -87,7 +86,7 @@ def apply_axis_matrix(x: Tensor, a: Tensor, dim: int) -> Tensor:
     return y.reshape(xt.shape).movedim(-1, dim)
 
 
-def dense_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str) -> Tensor:
+def dense_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str | BoundaryMode) -> Tensor:
     """Correlate ``x`` (B, C, H, W) with ``wy`` down the rows and ``wx`` along the columns: ``A_y x A_x^T``."""
     ay = axis_matrix(wy.to(x.dtype), x.shape[-2], mode)
     same = wx is wy and x.shape[-1] == x.shape[-2]  # an isotropic blur of a square image

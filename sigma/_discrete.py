@@ -38,8 +38,8 @@ import math
 import torch
 from torch import Tensor
 
+from ._autograd import apply, eager_twin
 from ._checks import values_checkable
-from ._conv import apply, eager_twin
 
 #: Taps computed beyond the outermost one a kernel uses: each derivative in t reads
 #: one tap further out, and the kernel's t-derivatives up to the second are exact.

@@ -4,13 +4,13 @@ Traced by dynamo, the shifted sums become ``k`` separate slices and the kernel g
 ``k`` separate reductions, which the compiled code runs slower than the eager engines
 (measured: about 1.4x slower forward + backward at σ = 16 on CPU). Registered as custom
 operators (:func:`torch.library.custom_op`), they stay one call each inside the compiled
-graph, run the eager engines of :mod:`sigma._conv`, and the graph around them (kernel
+graph, run the eager engines (:mod:`sigma._shift`, :mod:`sigma._band`, :mod:`sigma._dense`), and the graph around them (kernel
 construction, whatever else the model does) is still compiled. Each has a fake
 (meta) implementation for tracing and an autograd formula; the kernel-gradient operator
 is itself differentiable, so double backward works compiled as well.
 
 Used only while ``torch.compile`` traces; eager calls and ``torch.func`` transforms (vmap,
-grad) keep the autograd Functions of :mod:`sigma._conv`.
+grad) keep the engines' autograd Functions.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _conv
 from ._band import band_correlate, band_tap_grads
 from ._dense import apply_axis_matrix
+from ._shift import _ShiftCorr, _ShiftCorr2d
+from ._shift import tap_grads as shift_tap_grads
+from ._shift import tap_grads_2d as shift_tap_grads_2d
 
 
 def use_ops() -> bool:
@@ -33,7 +35,7 @@ def use_ops() -> bool:
 def correlate_axis(x: Tensor, w: Tensor, dim: int, engine: str) -> Tensor:
     """Zero-boundary 'same' correlation of ``x`` (B, C, ...) with ``w`` (k,) or (C, k) along ``dim``;
     ``engine``: ``'direct'`` (shifted sums) or ``'matmul'`` (banded products)."""
-    y = _conv._ShiftCorr.forward(x, w, dim) if engine == "direct" else band_correlate(x, w, dim)
+    y = _ShiftCorr.forward(x, w, dim) if engine == "direct" else band_correlate(x, w, dim)
     return y.contiguous()
 
 
@@ -47,7 +49,7 @@ def tap_grads(g: Tensor, x: Tensor, k: int, dim: int, per_channel: bool, engine:
     """``gw[..., j] = sum g[i] x[i + j - h]`` along ``dim``: ``(k,)``, or ``(C, k)`` if ``per_channel``."""
     if engine == "matmul":
         return band_tap_grads(g, x, k, dim, per_channel).contiguous()
-    return _conv.tap_grads(g, x, k, dim, per_channel).contiguous()
+    return shift_tap_grads(g, x, k, dim, per_channel).contiguous()
 
 
 @tap_grads.register_fake
@@ -98,7 +100,7 @@ tap_grads.register_autograd(_backward_taps, setup_context=_setup_taps)
 def correlate_2d(x: Tensor, w: Tensor) -> Tensor:
     """Zero-boundary 'same' correlation of ``x`` (B, C, H, W) with a dense ``w`` (ky, kx) or
     (C, ky, kx) by 2D shifted sums."""
-    return _conv._ShiftCorr2d.forward(x, w).contiguous()
+    return _ShiftCorr2d.forward(x, w).contiguous()
 
 
 @correlate_2d.register_fake
@@ -109,7 +111,7 @@ def _(x, w):
 @torch.library.custom_op("sigma::correlate_2d_tap_grads", mutates_args=())
 def tap_grads_2d(g: Tensor, x: Tensor, ky: int, kx: int, per_channel: bool) -> Tensor:
     """Kernel gradient of :func:`correlate_2d`: ``(ky, kx)``, or ``(C, ky, kx)`` if ``per_channel``."""
-    return _conv.tap_grads_2d(g, x, ky, kx, per_channel).contiguous()
+    return shift_tap_grads_2d(g, x, ky, kx, per_channel).contiguous()
 
 
 @tap_grads_2d.register_fake

@@ -11,6 +11,10 @@ Everything else derives from :data:`MODES`: the padding (:func:`pad_axis`), the
 the result (:func:`fold_kernel`), and the period the FFT engine wraps periodic modes
 onto (:func:`period`). Adding a mode is one entry here (and its SciPy reference in
 the tests, which fail without it).
+
+The engines resolve a ``padding_mode`` name once, at their entry, into its
+:class:`BoundaryMode` (:func:`boundary`, after ``scipy.ndimage``'s ``_extend_mode_to_code``)
+and pass that object down; every function here takes either.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class BoundaryMode:
     """One boundary rule.
 
     Attributes:
+        name: the ``padding_mode`` it is registered under.
         scipy: the equal ``scipy.ndimage`` mode (documentation).
         fold: how taps beyond the signal fold: ``'drop'`` (they read zeros), ``'clamp'``
             (they read the edge sample: summed into the edge taps) or ``'periodic'``
@@ -38,6 +43,7 @@ class BoundaryMode:
         period: ``L`` -> period of the extension, for periodic modes.
     """
 
+    name: str
     scipy: str
     fold: str
     index: Callable[[Tensor, int], Tensor] | None
@@ -58,47 +64,56 @@ def _symmetric(i: Tensor, L: int) -> Tensor:
 
 
 MODES: dict[str, BoundaryMode] = {
-    "zeros": BoundaryMode("constant", "drop", None),
-    "reflect": BoundaryMode("mirror", "periodic", _mirror, lambda L: max(1, 2 * L - 2)),
-    "symmetric": BoundaryMode("reflect", "periodic", _symmetric, lambda L: 2 * L),
-    "replicate": BoundaryMode("nearest", "clamp", lambda i, L: i.clamp(0, L - 1)),
-    "circular": BoundaryMode("wrap", "periodic", lambda i, L: i.remainder(L), lambda L: L),
+    m.name: m
+    for m in (
+        BoundaryMode("zeros", "constant", "drop", None),
+        BoundaryMode("reflect", "mirror", "periodic", _mirror, lambda L: max(1, 2 * L - 2)),
+        BoundaryMode("symmetric", "reflect", "periodic", _symmetric, lambda L: 2 * L),
+        BoundaryMode("replicate", "nearest", "clamp", lambda i, L: i.clamp(0, L - 1)),
+        BoundaryMode("circular", "wrap", "periodic", lambda i, L: i.remainder(L), lambda L: L),
+    )
 }
 
 #: The accepted ``padding_mode`` names.
 PADDING_MODES = frozenset(MODES)
 
 
-def period(length: int, mode: str) -> int | None:
+def boundary(mode: str | BoundaryMode) -> BoundaryMode:
+    """The :class:`BoundaryMode` of a ``padding_mode`` name (validated upstream), or ``mode``
+    itself if it is one already."""
+    return mode if isinstance(mode, BoundaryMode) else MODES[mode]
+
+
+def period(length: int, mode: str | BoundaryMode) -> int | None:
     """Period of the extension of a ``length``-sample signal, or None if not periodic."""
-    m = MODES[mode]
+    m = boundary(mode)
     return m.period(length) if m.period is not None else None
 
 
-def index_map(length: int, before: int, after: int, mode: str, device=None) -> Tensor:
+def index_map(length: int, before: int, after: int, mode: str | BoundaryMode, device=None) -> Tensor:
     """Input index read by each padded position, shape ``(before + length + after,)``.
 
     Not defined for ``'zeros'`` (there the padded positions read nothing).
     """
-    rule = MODES[mode].index
+    rule = boundary(mode).index
     if rule is None:
-        raise ValueError(f"index_map is undefined for padding_mode={mode!r}")
+        raise ValueError(f"index_map is undefined for padding_mode={boundary(mode).name!r}")
     return rule(torch.arange(-before, length + after, device=device), length)
 
 
-def pad_axis(x: Tensor, before: int, after: int, mode: str, dim: int) -> Tensor:
+def pad_axis(x: Tensor, before: int, after: int, mode: str | BoundaryMode, dim: int) -> Tensor:
     """Pad ``x`` along ``dim`` by ``before``/``after`` positions with the rule of ``mode``."""
     if before == 0 and after == 0:
         return x
-    if MODES[mode].index is None:
+    if boundary(mode).index is None:
         spec = [0, 0] * (x.dim() - (dim % x.dim()) - 1) + [before, after]
         return F.pad(x, spec)
     return x.index_select(dim, index_map(x.shape[dim], before, after, mode, x.device))
 
 
-def folded_radius(h: int, length: int, mode: str) -> int:
+def folded_radius(h: int, length: int, mode: str | BoundaryMode) -> int:
     """Half-size of the kernel :func:`fold_kernel` returns."""
-    fold = MODES[mode].fold
+    fold = boundary(mode).fold
     if fold == "drop":
         return min(h, length - 1)
     if fold == "clamp":
@@ -106,7 +121,9 @@ def folded_radius(h: int, length: int, mode: str) -> int:
     return h
 
 
-def fold_kernel(w: Tensor, h: int, length: int, mode: str, dim: int = -1) -> tuple[Tensor, int]:
+def fold_kernel(
+    w: Tensor, h: int, length: int, mode: str | BoundaryMode, dim: int = -1
+) -> tuple[Tensor, int]:
     """Shrink a correlation kernel of half-size ``h`` (along ``dim``) to an equivalent one.
 
     For a signal of ``length`` samples:
@@ -126,7 +143,7 @@ def fold_kernel(w: Tensor, h: int, length: int, mode: str, dim: int = -1) -> tup
     hn = folded_radius(h, length, mode)
     if hn == h:
         return w, h
-    if MODES[mode].fold == "drop":
+    if boundary(mode).fold == "drop":
         return w.narrow(dim, h - hn, 2 * hn + 1), hn
     left = w.narrow(dim, 0, h - hn + 1).sum(dim, keepdim=True)
     mid = w.narrow(dim, h - hn + 1, 2 * hn - 1)

@@ -20,12 +20,16 @@ Conventions:
       ``constant``, ``'reflect'``: ``mirror``, ``'symmetric'``: ``reflect``,
       ``'replicate'``: ``nearest``, ``'circular'``: ``wrap``) with ``radius=h``.
     * ``method`` picks the algorithm: ``'direct'`` (shifted sums), ``'matmul'``
-      (banded matrix products), ``'fft'`` or ``'auto'`` (chosen from the kernel and
-      input sizes); all give the same result to rounding.
+      (banded matrix products), ``'fft'``, ``'fused'`` (compiled loops, one pass over memory
+      per axis; separable blurs only; its first call per kernel size compiles, seconds) or
+      ``'auto'`` (chosen from the kernel and input sizes by :mod:`sigma._auto`'s rule, whose
+      constants :func:`sigma.tune` can measure for this machine); all give the same result to
+      rounding.
 
-Each public function validates its arguments once and calls a private, unchecked
-builder (``_blur1d``, ``_blur2d_sep``, ``_blur2d_full``, ``_dog``) that the modules
-call directly with their own, already valid, parameters.
+Each public function validates its options once (:func:`sigma._checks.blur_options`),
+resolves the kernel support (:func:`sigma._checks.resolve_support`) and calls a private,
+unchecked builder (``_blur1d``, ``_blur2d_sep``, ``_blur2d_full``, ``_dog``) with the
+``Support`` and the ``BlurOptions``, as the modules do with their own, already valid, ones.
 """
 
 from __future__ import annotations
@@ -37,22 +41,18 @@ from torch import Tensor
 
 from . import _checks
 from ._checks import (
-    KERNEL_TYPES,
-    METHODS,
-    PADDING_MODES,
-    check_choice,
-    check_gamma,
+    BlurOptions,
+    Support,
+    blur_options,
     check_input,
-    check_order,
-    check_positive_real,
-    check_radius_arg,
-    own_radius,
-    radius_for,
+    diag_tops,
+    own_radii,
     read_largest,
+    resolve_support,
     scale_arg,
 )
 from ._conv import correlate2d, correlate_axis, correlate_separable
-from .kernels import _check_full_size, _full_radii, _gauss1d, _gauss2d_full
+from .kernels import _gauss1d, _gauss2d_full
 
 __all__ = ["blur1d", "blur2d_sphere", "blur2d_diag", "blur2d_full", "dog1d", "dog2d"]
 
@@ -60,24 +60,19 @@ __all__ = ["blur1d", "blur2d_sphere", "blur2d_diag", "blur2d_full", "dog1d", "do
 # ----------------------------------------------------------------------------- checks
 
 
-def _options(x, ndim, std_devs, padding_mode, method, kernel, radius):
-    """Validate the options of a blur once; returns ``(std_devs, radius)``."""
-    check_input(x, ndim)
-    check_choice(padding_mode, PADDING_MODES, "padding_mode")
-    check_choice(method, METHODS, "method")
-    check_choice(kernel, KERNEL_TYPES, "kernel")
-    return check_positive_real(std_devs, "std_devs"), check_radius_arg(radius, ndim - 2)
+def _options(x: Tensor, axes: int, *options, **named) -> BlurOptions:
+    """Check ``x`` (``axes`` spatial dims), then the options (:func:`blur_options`'s order)."""
+    check_input(x, axes + 2)
+    return blur_options(axes, *options, **named)
 
 
-def _scale(x: Tensor, value, name: str, fixed: bool) -> tuple[Tensor, float | None]:
-    return scale_arg(
-        value, name, x_shape=tuple(x.shape), dtype=x.dtype, device=x.device, check_values=not fixed
+def _scale(x: Tensor, value, name: str, o: BlurOptions):
+    """``(σ tensor, its largest value)``: that value when already read, else a reader for
+    :func:`resolve_support` (which reads it only without ``radius``; with it, values go unchecked)."""
+    s, top = scale_arg(
+        value, name, x_shape=tuple(x.shape), dtype=x.dtype, device=x.device, check_values=o.radius is None
     )
-
-
-def _half_size(s: Tensor, top: float | None, std_devs: float, name: str) -> int:
-    """Half-size from the largest σ: ``top`` when already read, else one read now."""
-    return radius_for(top if top is not None else read_largest(s, name), std_devs, name)
+    return s, (top if top is not None else lambda: read_largest(s, name))
 
 
 # ----------------------------------------------------------------------------- per sample
@@ -119,52 +114,50 @@ def _identity(y: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- builders
 
 
-def _blur1d(x, s, h, own, padding_mode, kernel, method, order=0, gamma=0.0):
-    """Unchecked blur1d: ``s`` a checked σ tensor, ``h`` the half-size, ``own`` the
-    ``std_devs`` of the own-support truncation (None: every kernel uses ``h``);
-    ``order``/``gamma`` the derivative order and its scale normalization."""
+def _blur1d(x: Tensor, s: Tensor, sup: Support, o: BlurOptions) -> Tensor:
+    """Unchecked blur1d: ``s`` a checked σ tensor on the support ``sup``; ``o.order``/``o.gamma``
+    the derivative order and its scale normalization."""
     x, (s,), unfold = _per_sample(x, [s])
-    w = _gauss1d(s, h, kernel, own, order=order, gamma=gamma)
-    return unfold(correlate_axis(x, w, -1, padding_mode, method))
+    w = _gauss1d(s, sup.h[0], o.kernel, sup.own, order=o.order, gamma=o.gamma)
+    return unfold(correlate_axis(x, w, -1, o.padding_mode, o.method))
 
 
-def _blur2d_sep(x, sy, sx, hy, hx, own, padding_mode, kernel, method, order=(0, 0), gamma=0.0):
+def _blur2d_sep(x: Tensor, sy: Tensor, sx: Tensor, sup: Support, o: BlurOptions) -> Tensor:
     """Unchecked separable 2D blur (``blur2d_sphere`` passes the same σ twice);
-    ``order = (order_y, order_x)``."""
-    same = sy is sx
+    ``o.order = (order_y, order_x)``, ``sup.h = (h_y, h_x)``."""
+    (hy, hx), order, same = sup.h, o.order, sy is sx
     x, scales, unfold = _per_sample(x, [sy] if same else [sy, sx])
     sy, sx = (scales[0], scales[0]) if same else scales
-    wy = _gauss1d(sy, hy, kernel, own, order=order[0], gamma=gamma)
+    wy = _gauss1d(sy, hy, o.kernel, sup.own, order=order[0], gamma=o.gamma)
     if same and hx == hy and order[0] == order[1]:
         wx = wy
     else:
-        wx = _gauss1d(sx, hx, kernel, own, order=order[1], gamma=gamma)
-    return unfold(correlate_separable(x, wy, wx, padding_mode, method))
+        wx = _gauss1d(sx, hx, o.kernel, sup.own, order=order[1], gamma=o.gamma)
+    return unfold(correlate_separable(x, wy, wx, o.padding_mode, o.method))
 
 
-def _blur2d_full(x, cov, hy, hx, own, padding_mode, method):
+def _blur2d_full(x: Tensor, cov: Tensor, sup: Support, o: BlurOptions) -> Tensor:
     """Unchecked full-covariance blur."""
     x, (cov,), unfold = _per_sample(x, [cov], tail=2)
-    w = _gauss2d_full(cov, hy, hx, own)
-    return unfold(correlate2d(x, w, padding_mode, method))
+    w = _gauss2d_full(cov, *sup.h, sup.own)
+    return unfold(correlate2d(x, w, o.padding_mode, o.method))
 
 
-def _dog(x, sc, ss, hs, own, padding_mode, kernel, method):
-    """Unchecked DoG on 1 or 2 axes: ``hs`` the half-size per axis (shared by both
-    Gaussians); with ``own``, the pair of each channel/sample is cut at the larger of its two
-    own half-sizes."""
+def _dog(x: Tensor, sc: Tensor, ss: Tensor, sup: Support, o: BlurOptions) -> Tensor:
+    """Unchecked DoG on 1 or 2 axes: ``sup.h`` the half-size per axis (shared by both
+    Gaussians); with ``sup.own``, the pair of each channel/sample is cut at the larger of its
+    two own half-sizes."""
     x, (sc, ss), unfold = _per_sample(x, [sc, ss])
-    r = None
-    if own is not None and (sc.numel() > 1 or ss.numel() > 1):
+    r = own_radii(sup.own, sc, ss)
+    if r is not None:
         sc, ss = torch.broadcast_tensors(sc, ss)
-        r = torch.maximum(own_radius(sc, own), own_radius(ss, own))
-    ws = [(_gauss1d(sc, h, kernel, r=r), _gauss1d(ss, h, kernel, r=r)) for h in hs]
-    if len(hs) == 1:
+    ws = [(_gauss1d(sc, h, o.kernel, r=r), _gauss1d(ss, h, o.kernel, r=r)) for h in sup.h]
+    if len(ws) == 1:
         gc, gs = ws[0]
-        return unfold(correlate_axis(x, gc - gs, -1, padding_mode, method))
+        return unfold(correlate_axis(x, gc - gs, -1, o.padding_mode, o.method))
     (gcy, gsy), (gcx, gsx) = ws
-    yc = correlate_separable(x, gcy, gcx, padding_mode, method)
-    return unfold(yc - correlate_separable(x, gsy, gsx, padding_mode, method))
+    yc = correlate_separable(x, gcy, gcx, o.padding_mode, o.method)
+    return unfold(yc - correlate_separable(x, gsy, gsx, o.padding_mode, o.method))
 
 
 def blur1d(
@@ -194,7 +187,8 @@ def blur1d(
             ``'circular'`` (see :mod:`sigma._padding`). Keyword-only. Default: ``'zeros'``.
         kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`).
             Default: ``'sampled'``.
-        method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
+        method: ``'auto'``, ``'direct'``, ``'matmul'``, ``'fft'`` or ``'fused'`` (separable
+            blurs). Default: ``'auto'``.
         radius: fixed half-size of every kernel (an int; 2D blurs also take a pair
             ``(h_y, h_x)``) instead of ``std_devs``: no device-to-host read, one
             ``torch.compile`` graph for every σ, and tensor σ values are not checked.
@@ -225,13 +219,9 @@ def blur1d(
         >>> blur1d(x, 1.0)[0, 0, 2:7]
         tensor([0.0545, 0.2442, 0.4026, 0.2442, 0.0545], dtype=torch.float64)
     """
-    std_devs, radius = _options(x, 3, std_devs, padding_mode, method, kernel, radius)
-    order, gamma = check_order(order, 1), check_gamma(gamma)
-    s, top = _scale(x, sigma, "sigma", radius is not None)
-    if radius is not None:
-        return _blur1d(x, s, radius, None, padding_mode, kernel, method, order, gamma)
-    h = _half_size(s, top, std_devs, "sigma")
-    return _blur1d(x, s, h, std_devs, padding_mode, kernel, method, order, gamma)
+    o = _options(x, 1, std_devs, padding_mode, kernel, method, radius, order, gamma)
+    s, top = _scale(x, sigma, "sigma", o)
+    return _blur1d(x, s, resolve_support([top], o), o)
 
 
 def blur2d_sphere(
@@ -270,13 +260,9 @@ def blur2d_sphere(
         >>> blur2d_sphere(x, 2.0, padding_mode='reflect').shape
         torch.Size([2, 3, 16, 16])
     """
-    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
-    order, gamma = check_order(order, 2), check_gamma(gamma)
-    s, top = _scale(x, sigma, "sigma", radius is not None)
-    if radius is not None:
-        return _blur2d_sep(x, s, s, *radius, None, padding_mode, kernel, method, order, gamma)
-    h = _half_size(s, top, std_devs, "sigma")
-    return _blur2d_sep(x, s, s, h, h, std_devs, padding_mode, kernel, method, order, gamma)
+    o = _options(x, 2, std_devs, padding_mode, kernel, method, radius, order, gamma)
+    s, top = _scale(x, sigma, "sigma", o)
+    return _blur2d_sep(x, s, s, resolve_support([top], o, axes=2), o)
 
 
 def blur2d_diag(
@@ -322,15 +308,10 @@ def blur2d_diag(
         >>> blur2d_diag(x, 0.5, 4.0).shape
         torch.Size([1, 1, 8, 32])
     """
-    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, kernel, radius)
-    order, gamma = check_order(order, 2), check_gamma(gamma)
-    sy, ty = _scale(x, sigma_y, "sigma_y", radius is not None)
-    sx, tx = _scale(x, sigma_x, "sigma_x", radius is not None)
-    if radius is not None:
-        return _blur2d_sep(x, sy, sx, *radius, None, padding_mode, kernel, method, order, gamma)
-    hy = _half_size(sy, ty, std_devs, "sigma_y")
-    hx = _half_size(sx, tx, std_devs, "sigma_x")
-    return _blur2d_sep(x, sy, sx, hy, hx, std_devs, padding_mode, kernel, method, order, gamma)
+    o = _options(x, 2, std_devs, padding_mode, kernel, method, radius, order, gamma)
+    (sy, ty), (sx, tx) = _scale(x, sigma_y, "sigma_y", o), _scale(x, sigma_x, "sigma_x", o)
+    sup = resolve_support([ty, tx], o, ("sigma_y", "sigma_x"))
+    return _blur2d_sep(x, sy, sx, sup, o)
 
 
 def blur2d_full(
@@ -372,18 +353,11 @@ def blur2d_full(
         >>> blur2d_full(x, cov).shape
         torch.Size([1, 2, 16, 16])
     """
-    std_devs, radius = _options(x, 4, std_devs, padding_mode, method, "sampled", radius)
-    cov = _check_cov_shape(cov, x)
-    fixed = radius is not None
-    cov, top = _checks.check_cov(cov, dtype=x.dtype, device=x.device, return_max=True, check_values=not fixed)
-    if radius is not None:
-        return _blur2d_full(x, cov, *radius, None, padding_mode, method)
-    if top is None:
-        d = cov.detach()
-        top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
-    hy, hx = _full_radii(*top, std_devs)
-    _check_full_size(hy, hx)
-    return _blur2d_full(x, cov, hy, hx, std_devs, padding_mode, method)
+    o = _options(x, 2, std_devs=std_devs, padding_mode=padding_mode, method=method, radius=radius)
+    kw = dict(dtype=x.dtype, device=x.device, return_max=True, check_values=o.radius is None)
+    cov, top = _checks.check_cov(_check_cov_shape(cov, x), **kw)
+    sup = resolve_support(top or (lambda: diag_tops(cov)), o, "cov", variance=True, dense=True)
+    return _blur2d_full(x, cov, sup, o)
 
 
 def _check_cov_shape(cov, x: Tensor):
@@ -405,16 +379,12 @@ def _check_cov_shape(cov, x: Tensor):
     return cov
 
 
-def _dog_call(x, ndim, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius):
-    std_devs, radius = _options(x, ndim, std_devs, padding_mode, method, kernel, radius)
-    fixed = radius is not None
-    sc, tc = _scale(x, sigma_center, "sigma_center", fixed)
-    ss, ts = _scale(x, sigma_surround, "sigma_surround", fixed)
-    if fixed:
-        hs = (radius,) if ndim == 3 else radius
-        return _dog(x, sc, ss, hs, None, padding_mode, kernel, method)
-    h = max(_half_size(sc, tc, std_devs, "sigma_center"), _half_size(ss, ts, std_devs, "sigma_surround"))
-    return _dog(x, sc, ss, (h,) * (ndim - 2), std_devs, padding_mode, kernel, method)
+def _dog_call(x, axes, sigma_center, sigma_surround, *options):
+    o = _options(x, axes, *options)
+    sc, tc = _scale(x, sigma_center, "sigma_center", o)
+    ss, ts = _scale(x, sigma_surround, "sigma_surround", o)
+    sup = resolve_support([tc, ts], o, ("sigma_center", "sigma_surround"), axes=axes, shared=True)
+    return _dog(x, sc, ss, sup, o)
 
 
 def dog1d(
@@ -452,7 +422,7 @@ def dog1d(
         >>> float(dog1d(x, 1.0, 3.0, padding_mode='circular').abs().max()) < 1e-12
         True
     """
-    return _dog_call(x, 3, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)
+    return _dog_call(x, 1, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)
 
 
 def dog2d(
@@ -486,4 +456,4 @@ def dog2d(
         >>> dog2d(torch.rand(1, 1, 16, 16), 1.0, 2.0).shape
         torch.Size([1, 1, 16, 16])
     """
-    return _dog_call(x, 4, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)
+    return _dog_call(x, 2, sigma_center, sigma_surround, std_devs, padding_mode, kernel, method, radius)

@@ -58,16 +58,18 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from ._autograd import apply, eager_twin
 from ._checks import (
-    KERNEL_TYPES,
-    MAX_KERNEL_NUMEL_2D,
-    check_choice,
-    check_gamma,
+    BlurOptions,
+    blur_options,
+    check_dense,
     check_order,
     check_positive_real,
     check_radius,
-    own_radius,
-    radius_for,
+    diag_tops,
+    own_box,
+    own_radii,
+    resolve_support,
     scale_arg,
 )
 from ._discrete import discrete_taps
@@ -112,8 +114,12 @@ def kernel_radius(sigma: Tensor | float, std_devs: float = 2.0) -> int:
         (6, 1, 9)
     """
     s, top = scale_arg(sigma, "sigma", dtype=torch.float64)
-    std_devs = check_positive_real(std_devs, "std_devs")
-    return radius_for(top if top is not None else float(s.max()), std_devs)
+    return resolve_support([_top(s, top)], BlurOptions(check_positive_real(std_devs, "std_devs"))).h[0]
+
+
+def _top(s: Tensor, top: float | None):
+    """The largest σ, or (not read by :func:`sigma._checks.scale_arg`) a reader of it."""
+    return top if top is not None else lambda: float(s.detach().max())
 
 
 def _taps(h: int, like: Tensor) -> Tensor:
@@ -165,8 +171,6 @@ def _sampled_gauss(s: Tensor, h: int) -> Tensor:
     """
     if torch.compiler.is_compiling():
         return _SampledGauss.forward(s, h)
-    from ._conv import apply  # local: _conv's module imports come first
-
     return apply(_SampledGauss, s, h)
 
 
@@ -255,8 +259,7 @@ def _gauss1d(
     ``order`` (0..3) gives the derivative kernel, normalized by the order-0 kernel's
     mass, and ``gamma`` scales it by ``σ ** (gamma * order)``.
     """
-    if r is None and std_devs is not None and s.numel() > 1:
-        r = own_radius(s, std_devs)
+    r = own_radii(std_devs, s) if r is None else r
     mask = _support_mask(r, h) if r is not None else None
     if kernel == "discrete":
         top = h / std_devs if std_devs is not None else None
@@ -299,25 +302,11 @@ def _gauss2d_full(cov: Tensor, hy: int, hx: int, std_devs: float | None = None) 
     # d^T Σ^{-1} d with Σ^{-1} = [[c, -b], [-b, a]] / det
     q = (c * ty**2 - 2 * b * ty * tx + a * tx**2) / det
     g = torch.exp(-0.5 * q)
-    if std_devs is not None and cov.dim() > 2 and cov[..., 0, 0].numel() > 1:
-        d = cov.detach()
-        ry = own_radius(d[..., 0, 0].double().sqrt(), std_devs)
-        rx = own_radius(d[..., 1, 1].double().sqrt(), std_devs)
+    if std_devs is not None and cov[..., 0, 0].numel() > 1:
+        ry, rx = own_box(cov, std_devs)
         mask = _support_mask(ry, hy).unsqueeze(-1) & _support_mask(rx, hx).unsqueeze(-2)
         g = g * mask.to(g.dtype)
     return g / g.sum(dim=(-2, -1), keepdim=True)
-
-
-def _check_full_size(hy: int, hx: int, name: str = "cov") -> None:
-    if (2 * hy + 1) * (2 * hx + 1) > MAX_KERNEL_NUMEL_2D:
-        raise ValueError(
-            f"{name} is too large: the dense kernel would have {(2 * hy + 1)} x {(2 * hx + 1)} taps, "
-            f"more than {MAX_KERNEL_NUMEL_2D}; use a smaller covariance or std_devs"
-        )
-
-
-def _full_radii(amax: float, cmax: float, std_devs: float, name: str = "cov") -> tuple[int, int]:
-    return radius_for(math.sqrt(amax), std_devs, name), radius_for(math.sqrt(cmax), std_devs, name)
 
 
 def gauss1d(
@@ -365,16 +354,10 @@ def gauss1d(
         >>> k.shape, round(float(k.sum()), 6), round(float(k[2]), 4)
         (torch.Size([5]), 1.0, 0.4026)
     """
-    check_choice(kernel, KERNEL_TYPES, "kernel")
-    std_devs = check_positive_real(std_devs, "std_devs")
-    order, gamma = check_order(order, 1), check_gamma(gamma)
-    if radius is not None:
-        h = check_radius(radius)
-        s, _ = scale_arg(sigma, "sigma", dtype=dtype, device=device, check_values=False)
-        return _gauss1d(s, h, kernel, order=order, gamma=gamma)
-    s, top = scale_arg(sigma, "sigma", dtype=dtype, device=device)
-    h = radius_for(top if top is not None else float(s.detach().max()), std_devs)
-    return _gauss1d(s, h, kernel, std_devs, order=order, gamma=gamma)
+    o = blur_options(1, std_devs, kernel=kernel, radius=radius, order=order, gamma=gamma)
+    s, top = scale_arg(sigma, "sigma", dtype=dtype, device=device, check_values=o.radius is None)
+    sup = resolve_support([_top(s, top)], o)
+    return _gauss1d(s, sup.h[0], o.kernel, sup.own, order=o.order, gamma=o.gamma)
 
 
 def gauss2d_sphere(
@@ -444,15 +427,12 @@ def gauss2d_diag(
         >>> gauss2d_diag(1.0, 3.0).shape
         torch.Size([5, 13])
     """
-    check_choice(kernel, KERNEL_TYPES, "kernel")
+    o = blur_options(2, std_devs, kernel=kernel, order=order, gamma=gamma)
     sy, ty = scale_arg(sigma_y, "sigma_y", dtype=dtype, device=device)
     sx, tx = scale_arg(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
-    std_devs = check_positive_real(std_devs, "std_devs")
-    hy = radius_for(ty if ty is not None else float(sy.detach().max()), std_devs, "sigma_y")
-    hx = radius_for(tx if tx is not None else float(sx.detach().max()), std_devs, "sigma_x")
-    (oy, ox), gamma = check_order(order, 2), check_gamma(gamma)
-    gy = _gauss1d(sy, hy, kernel, std_devs, order=oy, gamma=gamma)
-    gx = _gauss1d(sx, hx, kernel, std_devs, order=ox, gamma=gamma)
+    sup = resolve_support([_top(sy, ty), _top(sx, tx)], o, ("sigma_y", "sigma_x"))
+    gy = _gauss1d(sy, sup.h[0], o.kernel, sup.own, order=o.order[0], gamma=o.gamma)
+    gx = _gauss1d(sx, sup.h[1], o.kernel, sup.own, order=o.order[1], gamma=o.gamma)
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
@@ -477,10 +457,7 @@ def cov_radii(cov: Tensor, std_devs: float = 2.0) -> tuple[int, int]:
     """
     cov, top = _checks.check_cov(cov, return_max=True)
     std_devs = check_positive_real(std_devs, "std_devs")
-    if top is None:
-        d = cov.detach()
-        top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
-    return _full_radii(*top, std_devs)
+    return resolve_support(top or (lambda: diag_tops(cov)), BlurOptions(std_devs), "cov", variance=True).h
 
 
 def gauss2d_full(
@@ -518,23 +495,12 @@ def gauss2d_full(
     if cov.dim() > 3:
         raise ValueError(f"cov must have shape (2, 2) or (C, 2, 2), got shape {tuple(cov.shape)}")
     std_devs = check_positive_real(std_devs, "std_devs")
-    if radii is None:
-        if top is None:
-            d = cov.detach()
-            top = (float(d[..., 0, 0].max()), float(d[..., 1, 1].max()))
-        hy, hx = _full_radii(*top, std_devs)
-        own = std_devs
-    else:
-        hy, hx = (check_radius(r, "radii") for r in radii)
-        own = None
-    _check_full_size(hy, hx)
-    return _gauss2d_full(cov, hy, hx, own)
+    if radii is not None:  # the blurs do not check a fixed box's size, this kernel does
+        radii = hy, hx = tuple(check_radius(r, "radii") for r in radii)
+        check_dense(hy, hx)
+    o = BlurOptions(std_devs, radius=radii)
+    sup = resolve_support(top or (lambda: diag_tops(cov)), o, "cov", variance=True, dense=True)
+    return _gauss2d_full(cov, *sup.h, sup.own)
 
 
-def _twin_sampled_gauss() -> None:
-    from ._conv import eager_twin
-
-    _SampledGauss.eager = eager_twin(_SampledGauss)
-
-
-_twin_sampled_gauss()
+_SampledGauss.eager = eager_twin(_SampledGauss)

@@ -27,20 +27,20 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from ._autograd import apply, eager_twin, traced
 from ._checks import (
-    KERNEL_TYPES,
-    PADDING_MODES,
+    BlurOptions,
     ScaleError,
-    check_choice,
+    Support,
+    blur_options,
     check_cov,
     check_input,
-    check_positive_real,
     check_radius_arg,
+    own_box,
     own_radius,
-    radius_for,
+    resolve_support,
     values_checkable,
 )
-from ._conv import apply, eager_twin, traced
 from ._export import support_read
 from ._padding import pad_axis
 from .kernels import SIGMA_FLOOR, _gauss1d
@@ -117,16 +117,10 @@ def blur2d_local_sphere(
         True
     """
     check_input(x, 4)
-    check_choice(padding_mode, PADDING_MODES, "padding_mode")
-    check_choice(kernel, KERNEL_TYPES, "kernel")
-    std_devs = check_positive_real(std_devs, "std_devs")
-    radius = check_radius_arg(radius, 1)
+    o = blur_options(1, std_devs, padding_mode, kernel, radius=radius)
     smap = _check_map(sigma_map, x, "sigma_map", (), "(B, 1, H, W) or (B, C, H, W)")
-    if radius is not None:
-        h, own = radius, None
-    else:
-        h, own = radius_for(_map_top(smap), std_devs, "sigma_map"), std_devs
-    return _local_sphere(x, smap, h, own, padding_mode, kernel)
+    sup = resolve_support([lambda: _map_top(smap)], o, "sigma_map")
+    return _local_sphere(x, smap, sup, o)
 
 
 def _map_top(smap: Tensor) -> float:
@@ -142,11 +136,11 @@ def _map_top(smap: Tensor) -> float:
     return top
 
 
-def _local_sphere(
-    x: Tensor, smap: Tensor, h: int, own: float | None, padding_mode: str, kernel: str
-) -> Tensor:
-    """Unchecked per-pixel isotropic blur (``own``: std_devs of the own-support rule, or None)."""
-    xp = pad_axis(pad_axis(x, h, h, padding_mode, -2), h, h, padding_mode, -1)
+def _local_sphere(x: Tensor, smap: Tensor, sup: Support, o: BlurOptions) -> Tensor:
+    """Unchecked per-pixel isotropic blur: ``sup.h = (h,)`` for both axes (``sup.own``: std_devs
+    of the own-support rule, or None)."""
+    (h,), own, kernel = sup.h, sup.own, o.kernel
+    xp = pad_axis(pad_axis(x, h, h, o.padding_mode, -2), h, h, o.padding_mode, -1)
     if kernel != "sampled" or traced(xp, smap):
         # the analytic σ gradient of _LocalSphere is the sampled kernel's, and its
         # in-place accumulation cannot be batched by vmap or traced: plain autograd instead
@@ -328,31 +322,23 @@ def blur2d_local_full(
         True
     """
     check_input(x, 4)
-    check_choice(padding_mode, PADDING_MODES, "padding_mode")
-    std_devs = check_positive_real(std_devs, "std_devs")
     if radii is not None:
         if radius is not None:
             raise ValueError("give radius or radii (its former name), not both")
         radius = check_radius_arg(radii, 2, "radii")
-    else:
-        radius = check_radius_arg(radius, 2)
-    cmap = _check_map(cov_map, x, "cov_map", (2, 2), "(B, H, W, 2, 2)")
-    box = None
-    if radius is None:
+    o = blur_options(2, std_devs, padding_mode, radius=radius)
+    cmap, top = _check_map(cov_map, x, "cov_map", (2, 2), "(B, H, W, 2, 2)"), None
+    if o.radius is None:
         cmap, top = check_cov(cmap, "cov_map", return_max=True)
         if top is None:
             raise ValueError("cov_map values cannot be read here (meta tensor or compiling): pass radius=")
-        hy = radius_for(top[0] ** 0.5, std_devs, "cov_map")
-        hx = radius_for(top[1] ** 0.5, std_devs, "cov_map")
-        d = cmap.detach()
-        box = tuple(own_radius(d[..., i, i].double().sqrt(), std_devs).unsqueeze(1) for i in (0, 1))
-    else:
-        hy, hx = radius
-    return _local_full(x, cmap, hy, hx, box, padding_mode)
+    return _local_full(x, cmap, resolve_support(top, o, "cov_map", variance=True), o)
 
 
-def _local_full(x: Tensor, cmap: Tensor, hy: int, hx: int, box, padding_mode: str) -> Tensor:
-    """Unchecked per-pixel full-covariance blur (``box``: own half-sizes or None)."""
+def _local_full(x: Tensor, cmap: Tensor, sup: Support, o: BlurOptions) -> Tensor:
+    """Unchecked per-pixel full-covariance blur (each pixel cut to its own box with ``sup.own``)."""
+    (hy, hx), padding_mode = sup.h, o.padding_mode
+    box = None if sup.own is None else tuple(r.unsqueeze(1) for r in own_box(cmap, sup.own))
     H, W = x.shape[-2:]
     a, b, c = cmap[..., 0, 0], cmap[..., 0, 1], cmap[..., 1, 1]
     det = a * c - b * b

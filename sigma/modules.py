@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,23 +19,19 @@ from torch import Tensor, nn
 from . import blur as _blur
 from ._checks import (
     KERNEL_TYPES,
-    METHODS,
-    PADDING_MODES,
+    BlurOptions,
     ScaleError,
     as_scale,
+    blur_options,
     check_choice,
-    check_gamma,
     check_input,
     check_int,
-    check_order,
     check_positive_real,
-    check_radius_arg,
-    radius_for,
+    resolve_support,
     values_checkable,
 )
 from ._export import support_read
 from ._padding import with_padding_table
-from .kernels import _check_full_size, _full_radii
 from .local import _local_sphere
 from .params import _logchol_to_cov, cov_to_logchol
 
@@ -149,21 +145,44 @@ class _Layer(nn.Module):
             "fixed radius=, torch.jit.trace, or torch.compile"
         )
 
+    def _check_in_channels(self, x: Tensor) -> None:
+        """``x`` a (B, C, H, W) input of ``self.in_channels`` channels (B may be 0)."""
+        check_input(x, 4, empty_batch=True)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} was built with in_channels={self.in_channels}, but x has "
+                f"{x.shape[1]} channels (shape {tuple(x.shape)})"
+            )
 
-class _BlurOptions(_Layer):
+
+_FIELDS = tuple(f.name for f in fields(BlurOptions))
+
+
+def _option(name: str) -> property:
+    """``layer.<name>``: the field of ``layer.options`` (assigning it replaces ``options``)."""
+    return property(
+        lambda m: getattr(m.options, name),
+        lambda m, v: setattr(m, "options", replace(m.options, **{name: v})),
+    )
+
+
+class _Optioned(_Layer):
+    """A layer whose blur options are one checked :class:`~sigma._checks.BlurOptions`, ``self.options``."""
+
+    std_devs, padding_mode, kernel, method, radius, order, gamma = map(_option, _FIELDS)
+
+    def __setstate__(self, state: dict) -> None:
+        # a layer pickled before ``options`` kept each option as its own attribute
+        if "options" not in state and "std_devs" in state:
+            state["options"] = BlurOptions(**{f: state.pop(f) for f in _FIELDS if f in state})
+        super().__setstate__(state)
+
+
+class _BlurOptions(_Optioned):
     def reset_parameters(self) -> None:
         """Restore the constructor's scale (after meta-device construction and ``to_empty``, as
         :meth:`torch.nn.Conv2d.reset_parameters` initializes a convolution)."""
         _restore(getattr(self, self._param_name), self._init)
-
-    def _set_options(self, std_devs, padding_mode, kernel, method, radius, axes, order=0, gamma=0.0) -> None:
-        self.order = check_order(order, axes)
-        self.gamma = check_gamma(gamma)
-        self.std_devs = check_positive_real(std_devs, "std_devs")
-        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
-        self.method = check_choice(method, METHODS, "method")
-        self.radius = check_radius_arg(radius, axes)
 
     def _check_x(self, x: Tensor, ndim: int) -> None:
         check_input(x, ndim, empty_batch=True)
@@ -201,7 +220,8 @@ class Blur1d(_BlurOptions):
         padding_mode: ``'zeros'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
             ``'circular'`` (the table below). Default: ``'zeros'``.
         kernel: ``'sampled'``, ``'erf'`` or ``'discrete'`` (see :mod:`sigma.kernels`). Default: ``'sampled'``.
-        method: ``'auto'``, ``'direct'``, ``'matmul'`` or ``'fft'``. Default: ``'auto'``.
+        method: ``'auto'``, ``'direct'``, ``'matmul'``, ``'fft'`` or ``'fused'`` (separable
+            structures; see :func:`sigma.blur1d`). Default: ``'auto'``.
         radius: fixed kernel half-size (an int); then a forward reads no value from the
             device and ``torch.compile`` traces it as one graph that σ can move within.
             Default: None (the half-size follows σ: one device-to-host read per call).
@@ -244,7 +264,7 @@ class Blur1d(_BlurOptions):
         dtype=None,
     ) -> None:
         super().__init__()
-        self._set_options(std_devs, padding_mode, kernel, method, radius, 1, order, gamma)
+        self.options = blur_options(1, std_devs, padding_mode, kernel, method, radius, order, gamma)
         self.channels = _check_channels(channels)
 
         def make(dev):
@@ -267,12 +287,8 @@ class Blur1d(_BlurOptions):
         if x.shape[0] == 0:
             return _empty_batch(x, x.shape, self.log_sigma)
         s = _scaled(self.sigma, _check_scale(scale, x, self.radius is None))
-        if self.radius is not None:
-            h, own = self.radius, None
-        else:
-            h, own = radius_for(_tops(s, "sigma")[0], self.std_devs), self.std_devs
-        y = _blur._blur1d(x, s, h, own, self.padding_mode, self.kernel, self.method, self.order, self.gamma)
-        return _like_conv(x, y)
+        sup = resolve_support(lambda: _tops(s, "sigma"), self.options)
+        return _like_conv(x, _blur._blur1d(x, s, sup, self.options))
 
     def extra_repr(self) -> str:
         ch = f", channels={self.channels}" if self.channels is not None else ""
@@ -284,36 +300,21 @@ class Blur1d(_BlurOptions):
 
 def _sphere_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
     s = _scaled(m.log_sigma.exp(), scale)
-    if m.radius is not None:
-        return _blur._blur2d_sep(
-            x, s, s, *m.radius, None, m.padding_mode, m.kernel, m.method, m.order, m.gamma
-        )
-    h = radius_for(_tops(s, "sigma")[0], m.std_devs)
-    return _blur._blur2d_sep(x, s, s, h, h, m.std_devs, m.padding_mode, m.kernel, m.method, m.order, m.gamma)
+    sup = resolve_support(lambda: _tops(s, "sigma"), m.options, axes=2)
+    return _blur._blur2d_sep(x, s, s, sup, m.options)
 
 
 def _diag_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
     s = _scaled(m.log_sigma.exp(), scale, tail=1)
-    sy, sx = s[..., 0], s[..., 1]
-    if m.radius is not None:
-        return _blur._blur2d_sep(
-            x, sy, sx, *m.radius, None, m.padding_mode, m.kernel, m.method, m.order, m.gamma
-        )
-    ty, tx = _tops(s, "sigma", per_last=True)
-    hy, hx = radius_for(ty, m.std_devs, "sigma_y"), radius_for(tx, m.std_devs, "sigma_x")
-    return _blur._blur2d_sep(
-        x, sy, sx, hy, hx, m.std_devs, m.padding_mode, m.kernel, m.method, m.order, m.gamma
-    )
+    sup = resolve_support(lambda: _tops(s, "sigma", per_last=True), m.options, ("sigma_y", "sigma_x"))
+    return _blur._blur2d_sep(x, s[..., 0], s[..., 1], sup, m.options)
 
 
 def _full_forward(m: Blur2d, x: Tensor, scale: Tensor | None) -> Tensor:
     cov = _scaled(_logchol_to_cov(m.logchol), scale, tail=2, power=2)
-    if m.radius is not None:
-        return _blur._blur2d_full(x, cov, *m.radius, None, m.padding_mode, m.method)
-    diag = torch.diagonal(cov, dim1=-2, dim2=-1)
-    hy, hx = _full_radii(*_tops(diag, "cov", per_last=True), m.std_devs)
-    _check_full_size(hy, hx)
-    return _blur._blur2d_full(x, cov, hy, hx, m.std_devs, m.padding_mode, m.method)
+    tops = lambda: _tops(torch.diagonal(cov, dim1=-2, dim2=-1), "cov", per_last=True)  # noqa: E731
+    sup = resolve_support(tops, m.options, "cov", variance=True, dense=True)
+    return _blur._blur2d_full(x, cov, sup, m.options)
 
 
 def _sphere_init(sigma, channels, dtype, device) -> Tensor:
@@ -486,7 +487,7 @@ class Blur2d(_BlurOptions):
         super().__init__()
         self.structure = check_choice(structure, frozenset(STRUCTURES), "structure")
         spec = STRUCTURES[structure]
-        self._set_options(std_devs, padding_mode, kernel, method, radius, 2, order, gamma)
+        self.options = blur_options(2, std_devs, padding_mode, kernel, method, radius, order, gamma)
         if kernel not in spec.kernels:
             raise ValueError(f"kernel must be 'sampled' for structure={structure!r}, got kernel={kernel!r}")
         if structure == "full" and self.order != (0, 0):
@@ -641,12 +642,7 @@ class GaussConv2d(_Layer):
     def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
         """``conv2d(blur(x, scale), weight) + bias``; ``scale`` multiplies σ for this call (see
         :meth:`Blur2d.forward`)."""
-        check_input(x, 4, empty_batch=True)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"GaussConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
-                f"channels (shape {tuple(x.shape)})"
-            )
+        self._check_in_channels(x)
         return F.conv2d(self.blur(x, scale), self.weight, self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
@@ -656,7 +652,7 @@ class GaussConv2d(_Layer):
         )
 
 
-class DynamicBlur2d(_Layer):
+class DynamicBlur2d(_Optioned):
     """Blur whose per-pixel σ is predicted from the input (dynamic Gaussian structure).
 
     A small convolution maps the input to a map of logits ``z``; the per-pixel scale
@@ -718,11 +714,8 @@ class DynamicBlur2d(_Layer):
         if not lo < s0 < hi:
             raise ValueError(f"sigma must lie strictly inside sigma_range={sigma_range!r}, got sigma={sigma}")
         self.sigma_range = (lo, hi)
-        self.std_devs = check_positive_real(std_devs, "std_devs")
-        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
-        r = check_radius_arg(radius, 1)
-        self.radius = radius_for(hi, self.std_devs, "sigma_range") if r is None else r
+        o = blur_options(1, std_devs, padding_mode, kernel, radius=radius)
+        self.options = replace(o, radius=resolve_support([hi], o, "sigma_range").h[0])  # for every σ
         self.predictor = nn.Conv2d(in_channels, 1, k, padding=k // 2, device=device, dtype=dtype)
         self._sigma0 = s0
         self.reset_parameters()
@@ -742,18 +735,14 @@ class DynamicBlur2d(_Layer):
         return lo + (hi - lo) * torch.sigmoid(self.predictor(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, 4, empty_batch=True)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"DynamicBlur2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
-                f"channels (shape {tuple(x.shape)})"
-            )
+        self._check_in_channels(x)
         smap = self.sigma_map(x)
         if x.shape[0] == 0:
             return _empty_batch(x, x.shape, *self.predictor.parameters())
         # under autocast the predictor's convolution runs in half precision: blur in x's dtype,
         # as the other layers do
-        y = _local_sphere(x, smap.to(x.dtype), self.radius, None, self.padding_mode, self.kernel)
+        sup = resolve_support(None, self.options)  # fixed in __init__
+        y = _local_sphere(x, smap.to(x.dtype), sup, self.options)
         return _like_conv(x, y)
 
     def extra_repr(self) -> str:

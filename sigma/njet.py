@@ -21,23 +21,18 @@ from torch import Tensor, nn
 
 from . import blur as _blur
 from ._checks import (
-    KERNEL_TYPES,
     MAX_ORDER,
-    METHODS,
-    PADDING_MODES,
+    BlurOptions,
+    Support,
     as_scale,
-    check_choice,
-    check_gamma,
-    check_input,
+    blur_options,
     check_int,
-    check_positive_real,
-    check_radius_arg,
-    radius_for,
+    resolve_support,
 )
 from ._conv import correlate_axis
 from ._padding import pad_axis
 from .kernels import _gauss1d
-from .modules import _check_scale, _cpu_init, _empty_batch, _Layer, _like_conv, _restore, _scaled, _tops
+from .modules import _check_scale, _cpu_init, _empty_batch, _like_conv, _Optioned, _restore, _scaled, _tops
 
 __all__ = ["jet_orders", "njet2d", "NJetConv2d"]
 
@@ -58,16 +53,21 @@ def jet_orders(order: int) -> list[tuple[int, int]]:
     return [(m - k, k) for m in range(order + 1) for k in range(m + 1)]
 
 
-def _njet(x, s, hy, hx, own, padding_mode, kernel, method, order, gamma, jet_major=False):
-    """Unchecked N-jet of ``x`` (B, C, H, W): ``(B, C * J, H, W)`` in :func:`jet_orders` order
-    (channel ``c * J + j``; ``jet_major``: ``j * C + c``, a concatenation instead of a view)."""
+def _jet_taps(s: Tensor, sup: Support, o: BlurOptions) -> tuple[list[Tensor], list[Tensor]]:
+    """The derivative kernels of orders ``0..o.order``, ``(wy, wx)``, on ``sup.h = (h_y, h_x)``."""
+    return tuple(
+        [_gauss1d(s, h, o.kernel, sup.own, order=m, gamma=o.gamma) for m in range(o.order + 1)] for h in sup.h
+    )
+
+
+def _njet(x: Tensor, s: Tensor, sup: Support, o: BlurOptions, jet_major: bool = False) -> Tensor:
+    """Unchecked N-jet of ``x`` (B, C, H, W) up to ``o.order``: ``(B, C * J, H, W)`` in :func:`jet_orders`
+    order (channel ``c * J + j``; ``jet_major``: ``j * C + c``, a concatenation instead of a view)."""
     B, C, H, W = x.shape
     x, (s,), unfold = _blur._per_sample(x, [s])
-    orders = jet_orders(order)
-    wx = [_gauss1d(s, hx, kernel, own, order=o, gamma=gamma) for o in range(order + 1)]
-    wy = [_gauss1d(s, hy, kernel, own, order=o, gamma=gamma) for o in range(order + 1)]
-    along_x = [correlate_axis(x, w, -1, padding_mode, method) for w in wx]
-    out = [unfold(correlate_axis(along_x[ox], wy[oy], -2, padding_mode, method)) for oy, ox in orders]
+    orders, (wy, wx) = jet_orders(o.order), _jet_taps(s, sup, o)
+    along_x = [correlate_axis(x, w, -1, o.padding_mode, o.method) for w in wx]
+    out = [unfold(correlate_axis(along_x[ox], wy[oy], -2, o.padding_mode, o.method)) for oy, ox in orders]
     if jet_major:
         return torch.cat(out, 1)
     return torch.stack(out, 2).reshape(B, C * len(orders), H, W)
@@ -107,16 +107,12 @@ def njet2d(
         >>> njet2d(torch.rand(2, 3, 16, 16), 1.5, order=2).shape
         torch.Size([2, 18, 16, 16])
     """
-    std_devs, radius = _blur._options(x, 4, std_devs, padding_mode, method, kernel, radius)
-    order, gamma = check_int(order, "order", 0, MAX_ORDER), check_gamma(gamma)
-    s, top = _blur._scale(x, sigma, "sigma", radius is not None)
-    if radius is not None:
-        return _njet(x, s, *radius, None, padding_mode, kernel, method, order, gamma)
-    h = _blur._half_size(s, top, std_devs, "sigma")
-    return _njet(x, s, h, h, std_devs, padding_mode, kernel, method, order, gamma)
+    o = _blur._options(x, 2, std_devs, padding_mode, kernel, method, radius, order, gamma, jet=True)
+    s, top = _blur._scale(x, sigma, "sigma", o)
+    return _njet(x, s, resolve_support([top], o, axes=2), o)
 
 
-class NJetConv2d(_Layer):
+class NJetConv2d(_Optioned):
     """Structured convolution: the N-jet of every input channel at a learned σ, combined by a learned 1x1 convolution.
 
     ``y = conv2d(njet2d(x, σ, order, gamma=gamma), weight) + bias`` with a 1x1 ``weight``
@@ -176,14 +172,8 @@ class NJetConv2d(_Layer):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
-        self.order = check_int(order, "order", 0, MAX_ORDER)
+        self.options = blur_options(2, std_devs, padding_mode, kernel, method, radius, order, gamma, jet=True)
         self.orders = jet_orders(self.order)
-        self.gamma = check_gamma(gamma)
-        self.std_devs = check_positive_real(std_devs, "std_devs")
-        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.kernel = check_choice(kernel, KERNEL_TYPES, "kernel")
-        self.method = check_choice(method, METHODS, "method")
-        self.radius = check_radius_arg(radius, 2)
         channels = self.in_channels if per_channel else None
 
         def make(dev):
@@ -217,29 +207,20 @@ class NJetConv2d(_Layer):
         ``scale`` (see :meth:`forward`)."""
         return self._jet(x, False, scale)
 
-    def _support(self, x: Tensor, scale: float | Tensor | None):
-        """Checks ``x``; ``None`` for an empty batch, else ``(s, hy, hx, own)``: σ times ``scale``
-        and the kernels' half-sizes (``own``: std_devs, each σ cut at its own support)."""
-        check_input(x, 4, empty_batch=True)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"NJetConv2d was built with in_channels={self.in_channels}, but x has {x.shape[1]} "
-                f"channels (shape {tuple(x.shape)})"
-            )
+    def _support(self, x: Tensor, scale: float | Tensor | None) -> tuple[Tensor, Support] | None:
+        """Checks ``x``; ``None`` for an empty batch, else ``(s, support)``: σ times ``scale``
+        and the kernels' support."""
+        self._check_in_channels(x)
         if x.shape[0] == 0:
             return None
         s = _scaled(self.sigma, _check_scale(scale, x, self.radius is None))
-        if self.radius is not None:
-            return (s, *self.radius, None)
-        h = radius_for(_tops(s, "sigma")[0], self.std_devs)
-        return s, h, h, self.std_devs
+        return s, resolve_support(lambda: _tops(s, "sigma"), self.options, axes=2)
 
     def _jet(self, x: Tensor, jet_major: bool, scale: float | Tensor | None = None) -> Tensor:
         support = self._support(x, scale)
         if support is None:
             return _empty_batch(x, (0, x.shape[1] * len(self.orders), *x.shape[2:]), self.log_sigma)
-        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
-        return _njet(x, *support, *opts, jet_major=jet_major)
+        return _njet(x, *support, self.options, jet_major=jet_major)
 
     def forward(self, x: Tensor, scale: float | Tensor | None = None) -> Tensor:
         """The layer's output ``(B, C_out, H, W)``. ``scale`` multiplies σ for this call: a number,
@@ -255,23 +236,21 @@ class NJetConv2d(_Layer):
         support = self._support(x, scale)
         if support is None:
             return _empty_batch(x, (0, self.out_channels, *x.shape[2:]), self.log_sigma, self.weight)
-        s, hy, hx, own = support
+        s, sup = support
+        hy, hx = sup.h
         if self.method == "auto" and s.dim() <= 1 and (2 * hy + 1) * (2 * hx + 1) <= _FOLD_MAX_TAPS:
-            return _like_conv(x, self._folded(x, s, hy, hx, own))
-        opts = (self.padding_mode, self.kernel, self.method, self.order, self.gamma)
+            return _like_conv(x, self._folded(x, s, sup))
         if not torch.compiler.is_compiling():
-            return _like_conv(x, F.conv2d(_njet(x, *support, *opts), self.weight, self.bias))
+            return _like_conv(x, F.conv2d(_njet(x, s, sup, self.options), self.weight, self.bias))
         # compiled: the jet concatenated jet-major and the weight's inputs permuted to match (the
         # same result); inductor 2.13 fails on the reshaped stack with symbolic sizes
         C = self.in_channels
         w = self.weight.unflatten(1, (C, -1)).transpose(1, 2).flatten(1, 2)
-        return F.conv2d(_njet(x, *support, *opts, jet_major=True), w, self.bias)
+        return F.conv2d(_njet(x, s, sup, self.options, jet_major=True), w, self.bias)
 
-    def _folded(self, x: Tensor, s: Tensor, hy: int, hx: int, own) -> Tensor:
+    def _folded(self, x: Tensor, s: Tensor, sup: Support) -> Tensor:
         """One dense convolution: kernel ``K[o, c] = sum_j weight[o, c, j] * (wy_j outer wx_j)``."""
-        n = self.order + 1
-        wx = [_gauss1d(s, hx, self.kernel, own, order=o, gamma=self.gamma) for o in range(n)]
-        wy = [_gauss1d(s, hy, self.kernel, own, order=o, gamma=self.gamma) for o in range(n)]
+        (hy, hx), (wy, wx) = sup.h, _jet_taps(s, sup, self.options)
         # (J, ky, kx) for one σ, (C_in, J, ky, kx) for one σ per input channel
         basis = torch.stack([wy[oy].unsqueeze(-1) * wx[ox].unsqueeze(-2) for oy, ox in self.orders], -3)
         w = self.weight.view(self.out_channels, self.in_channels, len(self.orders))

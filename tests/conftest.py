@@ -25,3 +25,12 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def device(request):
     """Every test that takes ``device`` runs on the CPU, and on CUDA when a GPU is present."""
     return request.param
+
+
+def pytest_configure(config):
+    """Every test sees the built-in ``method='auto'`` plan: a plan ``sigma.tune()`` stored on
+    this machine would move auto's choices (tests that need a cache make their own)."""
+    import os
+    import tempfile
+
+    os.environ["SIGMA_CACHE_DIR"] = tempfile.mkdtemp(prefix="sigma-no-plans-")

@@ -32,13 +32,19 @@ def bench():
 
 @pytest.fixture(scope="module")
 def tiny_run(bench, tmp_path_factory):
-    """One tiny run of every row group (compiled rows with the fast 'eager' backend)."""
+    """One tiny run of every row group (compiled rows with the fast 'eager' backend, and the
+    fused engine's rows through its eager fallback: no compile per kernel size)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SIGMA_FUSED_DISABLE", "1")
     out = tmp_path_factory.mktemp("bench") / "blur.csv"
     args = ["--quick", "--shape", "1x2x12x12", "--sigmas", "1", "--out", str(out)]
     args += ["--min-run-time", "0.002", "--rounds", "2", "--compile", "--compile-backend", "eager"]
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = bench.main(args)
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = bench.main(args)
+    finally:
+        mp.undo()
     return status, list(csv.DictReader(out.open())), out, printed.getvalue()
 
 
@@ -54,6 +60,8 @@ def test_benchmark_writes_every_implementation(tiny_run):
         for mode in ("", "/forward"):
             assert {(op + mode, m) for m in methods} <= impls
     assert ("blur2d_full", "dense_conv") in impls
+    assert ("blur2d_sphere", "sigma[fused]") in impls and ("blur2d_full", "sigma[fused]") not in impls
+    assert {("backward_cost", "fused forward"), ("backward_cost", "fused forward+backward")} <= impls
     assert {("blur2d_local_sphere", "sigma"), ("blur2d_local_sphere", "unfold")} <= impls
     assert ("blur2d_local_sphere/forward", "sigma") in impls
     for impl in ("order=0", "order=(1,1)", "order=(2,0)", "discrete"):

@@ -15,7 +15,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import sigma
-from sigma import _conv, _dense
+from sigma import _auto, _conv, _dense, _shift
 from sigma.kernels import SIGMA_FLOOR, _gauss1d, _profile
 
 f64 = torch.float64
@@ -167,21 +167,21 @@ def test_dot_off_alignment_equals_torch_dot(dtype):
     torch.manual_seed(4)
     a, b = torch.randn(10_001, dtype=dtype), torch.randn(10_001, dtype=dtype)
     for o in (0, 1, 3, 16):
-        got = _conv._dot(a[o:], b[: a.numel() - o])
+        got = _shift._dot(a[o:], b[: a.numel() - o])
         expected = torch.dot(a[o:].double(), b[: a.numel() - o].double())
         tol = 1e-3 if dtype == torch.float32 else 1e-10
         assert abs(float(got) - float(expected)) <= tol * float(a.abs().sum())
         assert got.shape == () and got.dtype == dtype
 
 
-@pytest.mark.parametrize("k", [3, _conv.FLAT_TAPS_MAX_LAST_AXIS, _conv.FLAT_TAPS_MAX_LAST_AXIS + 2])
+@pytest.mark.parametrize("k", [3, _shift.FLAT_TAPS_MAX_LAST_AXIS, _shift.FLAT_TAPS_MAX_LAST_AXIS + 2])
 def test_last_axis_tap_gradients_by_either_path(k):
     """Dot products (short kernels) and banded products (long ones) give the same kernel gradient."""
     from sigma._band import band_tap_grads
 
     torch.manual_seed(5)
     g, x = torch.randn(2, 3, 7, 40, dtype=f64), torch.randn(2, 3, 7, 40, dtype=f64)
-    flat = _conv._tap_grads_flat(g, x, k, -1)
+    flat = _shift._tap_grads_flat(g, x, k, -1)
     torch.testing.assert_close(flat, band_tap_grads(g, x, k, -1, False), rtol=0, atol=1e-11)
 
 
@@ -195,8 +195,8 @@ def _chosen(monkeypatch, call) -> list[str]:
         "dense_axis",
         "dense_separable",
         "_spatial_axis",
-        "_fft_axis",
-        "_fft_2d",
+        "fft_axis",
+        "fft_2d",
         "_direct_2d",
         "_band_2d",
     ):
@@ -214,7 +214,9 @@ def test_auto_takes_whole_axis_matrices_for_small_images(monkeypatch):
 
 
 def test_auto_cost_model_weighs_batch_kernel_and_grad_case():
-    dense = _conv._dense_pays
+    def dense(numel, lengths, taps, grad, device):
+        return _auto.dense_pays(numel, lengths, taps, grad, device, _auto.BUILTIN)
+
     assert dense(1 * 3 * 64 * 64, (64, 64), (5, 5), False, "cpu")  # few elements: few operations win
     assert not dense(8 * 3 * 256 * 256, (256, 256), (5, 5), True, "cpu")  # too long an axis
     assert not dense(64 * 64 * 128 * 128, (128, 128), (5, 5), False, "cpu")  # a large batch, a short kernel
@@ -231,11 +233,11 @@ def test_auto_routes_small_dense_kernels_to_shifted_sums(monkeypatch):
     small = sigma.rotated_cov(0.5, 0.25, 0.5).requires_grad_()  # a 3 x 3 kernel
     assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, small)) == ["_direct_2d"]
     big = sigma.rotated_cov(4.0, 2.0, 0.5)
-    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, big)) == ["_fft_2d"]
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, big)) == ["fft_2d"]
     mid = sigma.rotated_cov(2.0, 1.0, 0.5)  # 7 x 9 = 63 taps: shifted sums forward only
     with torch.no_grad():
         assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid)) == ["_direct_2d"]
-    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid.requires_grad_())) == ["_fft_2d"]
+    assert _chosen(monkeypatch, lambda: sigma.blur2d_full(x, mid.requires_grad_())) == ["fft_2d"]
 
 
 # ----------------------------------------------------------------------------- banded products when traced

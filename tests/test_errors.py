@@ -472,7 +472,11 @@ def test_dynamic_blur2d_refuses_a_huge_range_at_construction():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_fft_in_half_precision_is_refused_and_auto_avoids_it(dtype):
-    from sigma._conv import _auto_axis
+    from sigma._auto import BUILTIN, spatial_engine
+    from sigma._padding import MODES
+
+    def _auto_axis(h, length, mode):
+        return spatial_engine(h, length, MODES[mode], False, BUILTIN)
 
     x = torch.randn(1, 2, 40, 40).to(dtype)
     with pytest.raises(TypeError, match=r"method='fft'.*x of dtype"):

@@ -197,19 +197,15 @@ def test_auto_choice_follows_the_engines(monkeypatch):
 
     names = {
         "_spatial_axis": None,
-        "_fft_axis": "sigma[fft]",
-        "_fft_2d": "sigma[fft]",
+        "fft_axis": "sigma[fft]",
+        "fft_2d": "sigma[fft]",
         "_direct_2d": "sigma[direct]",
     }
     for name in names:
         real = getattr(_conv, name)
 
         def spy(*a, _n=name, _r=real, **k):
-            seen.append(
-                names[_n]
-                if _n != "_spatial_axis"
-                else ("sigma[direct]" if a[-1] is _conv._ShiftCorr else "sigma[matmul]")
-            )
+            seen.append(names[_n] if _n != "_spatial_axis" else f"sigma[{a[-1]}]")
             return _r(*a, **k)
 
         monkeypatch.setattr(_conv, name, spy)

@@ -1,0 +1,70 @@
+"""The ground floor of the engines: how their autograd Functions are called.
+
+Every engine (:mod:`sigma._shift`, :mod:`sigma._band`, :mod:`sigma._fft`, and the
+Functions of :mod:`sigma.kernels`, :mod:`sigma._discrete` and :mod:`sigma.local`) is an
+autograd Function written in the new style (``forward`` without ``ctx``, ``setup_context``,
+a vmap rule), which ``torch.func`` and ``torch.compile`` need. This module decides, per
+call, whether that Function runs as itself, as its cheaper eager twin, or (while a model is
+exported) as plain operations. It imports nothing from the package but :mod:`sigma._export`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _export
+
+
+def eager_twin(cls: type) -> type:
+    """An old-style copy of the new-style autograd Function ``cls``, for the eager path.
+
+    ``torch.func`` (vmap, grad) needs Functions whose ``forward`` takes no ``ctx``, with
+    ``setup_context`` and a vmap rule; but their ``apply`` binds its arguments with
+    :func:`inspect.signature` on every call, tens of microseconds per correlation. The twin
+    runs the same ``forward``, ``setup_context`` and ``backward`` without that, and
+    :func:`apply` picks it unless a transform or ``torch.compile`` is active.
+    """
+
+    def forward(ctx, *args):
+        out = cls.forward(*args)
+        cls.setup_context(ctx, args, out)
+        return out
+
+    return type(
+        cls.__name__ + "Eager",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(cls.backward), "__doc__": cls.__doc__},
+    )
+
+
+def apply(cls: type, *args):
+    """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``;
+    while a model is exported, ``cls``'s forward as plain operations (no opaque autograd node
+    in the graph; autograd differentiates them if asked)."""
+    if _export.exporting():
+        return cls.forward(*args)
+    return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
+
+
+def traced(*tensors: Tensor) -> bool:
+    """Whether ``torch.compile`` is tracing or a ``torch.func`` transform (vmap, grad) is active.
+
+    The banded products and the analytic backward passes write into preallocated
+    outputs (``out=`` and in-place slices), which vmap cannot batch and dynamo cannot
+    trace; then ``'matmul'`` multiplies unfolded windows instead
+    (:func:`sigma._band.band_correlate_unfolded`, the same result to rounding) and the
+    backward passes use their plain differentiable forms.
+    """
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    if _export.exporting():  # torch.jit.trace records plain operations only
+        return True
+    is_batched = torch._C._functorch.is_batchedtensor
+    return any(is_batched(t) for t in tensors)
+
+
+def will_backward(*tensors: Tensor) -> bool:
+    """The grad case ``'auto'`` chooses for: whether autograd records a call on ``tensors``
+    (so a backward pass through it may follow)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)

@@ -1,0 +1,205 @@
+"""``sigma.tune()``: measure ``method='auto'``'s constants on this machine and store them.
+
+Each constant of :class:`sigma._auto.Plan` is a crossover between two engines, and where it
+falls depends on the CPU (vector width, cache sizes, the BLAS and FFT libraries' kernels) and
+the thread count. :func:`tune` races the engines on representative shapes, float32, with and
+without a backward pass, and fits each crossover; the result is stored in the user's cache
+directory (:func:`sigma._auto.cache_dir`), keyed by CPU model, thread count and PyTorch version,
+and ``'auto'`` follows it from then on (this process and later ones).
+
+Timings are medians of interleaved repeats. Nothing here runs unless called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+
+import torch
+
+from . import _auto, _fused
+from ._conv import correlate2d, correlate_axis, correlate_separable
+
+#: The images the crossovers are measured on: the benchmark's (8, 3, 256, 256), and one long
+#: axis for the banded products' window against the FFT.
+IMAGE = (8, 3, 256, 256)
+SIGNAL = (16, 3, 4096)
+TAPS_1D = (3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
+HALF_SIZES_WINDOW = (16, 24, 32, 48, 64, 96, 128, 192)
+SIDES_2D = (3, 5, 7, 9, 11, 13, 15)
+
+
+def _median_ms(fns: dict, repeats: int) -> dict:
+    """Median time of each callable in ``fns`` (ms), in ``repeats`` interleaved rounds."""
+    for f in fns.values():  # warm up: allocator, plans, compiled loops
+        f()
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        order = list(fns) if r % 2 == 0 else list(reversed(fns))
+        for name in order:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(1e3 * (time.perf_counter() - t0))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _run(call, x: torch.Tensor, w: torch.Tensor, grad: bool):
+    """A callable running ``call(x, w)`` forward only, or forward + backward into ``x`` and ``w``."""
+    if not grad:
+
+        def fwd():
+            with torch.no_grad():
+                call(x, w)
+
+        return fwd
+    xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
+
+    def fwd_bwd():
+        call(xg, wg).sum().backward()
+        xg.grad = wg.grad = None
+
+    return fwd_bwd
+
+
+def _kernel(k: int) -> torch.Tensor:
+    t = torch.arange(k, dtype=torch.float32) - (k - 1) / 2
+    w = torch.exp(-0.5 * (t / max(1.0, k / 8)) ** 2)
+    return w / w.sum()
+
+
+def _last_win(ks, wins) -> int:
+    """The largest ``k`` before the first one where ``wins`` is False (0: none wins)."""
+    best = 0
+    for k, ok in zip(ks, wins, strict=True):
+        if not ok:
+            break
+        best = k
+    return best
+
+
+def _separable(x, method):
+    return lambda x_, w_: correlate_separable(x_, w_, w_, "zeros", method)
+
+
+def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: bool = False) -> _auto.Plan:
+    """Measure ``method='auto'``'s constants on this machine (about a minute) and use them.
+
+    Races the exact engines on float32 images of shape ``(8, 3, 256, 256)`` (and signals of
+    4096 samples for the banded products against the FFT), forward only and forward +
+    backward, and fits each crossover of :class:`sigma._auto.Plan`. From then on
+    ``method='auto'`` in this process follows the new plan; with ``store=True`` it is also
+    written to the cache directory (``$SIGMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/sigma``,
+    else ``~/.cache/sigma``), which later processes on this machine read at their first blur.
+
+    Args:
+        store: write the plan to the cache directory.
+        fused: also race the compiled fused loops (``method='fused'``) and let ``'auto'`` pick
+            them where they win. Off by default: each new kernel size then compiles on first
+            use (seconds), which a training run whose σ grows through many sizes pays each time.
+        repeats: interleaved timing rounds per race (at least 3).
+        verbose: print each race.
+
+    Returns:
+        The measured :class:`sigma._auto.Plan` (its ``source`` names the machine).
+
+    Raises:
+        ValueError: if ``repeats`` is below 3.
+        TypeError: if ``store``, ``fused`` or ``verbose`` is not a bool.
+
+    To go back to the built-in rule, delete the file it names (:func:`sigma._auto.plan_path`)
+    or call ``sigma._auto.use_plan(sigma._auto.BUILTIN)`` for this process.
+    """
+    for name, v in (("store", store), ("fused", fused), ("verbose", verbose)):
+        if not isinstance(v, bool):
+            raise TypeError(f"{name} must be True or False, got {v!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 3:
+        raise ValueError(f"repeats must be an integer >= 3, got {repeats!r}")
+    fused = fused and _fused.available("cpu")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(IMAGE, generator=gen)
+    say = print if verbose else (lambda *a, **k: None)
+    fields: dict = {}
+    _auto.use_plan(_auto.BUILTIN)  # nothing below uses 'auto'; keep it fixed while measuring
+    try:
+        for grad in (False, True):
+            suffix = "_grad" if grad else ""
+            # shifted sums against banded products (and the fused loops), separable, per kernel size
+            direct_wins, fused_wins = [], []
+            for k in TAPS_1D:
+                w = _kernel(k)
+                engines = ("direct", "matmul") + (("fused",) if fused else ())
+                t = _median_ms({m: _run(_separable(x, m), x, w, grad) for m in engines}, repeats)
+                say(f"separable k={k} grad={grad}: " + ", ".join(f"{m} {v:.2f} ms" for m, v in t.items()))
+                direct_wins.append(t["direct"] <= t["matmul"])
+                if fused:
+                    fused_wins.append(t["fused"] <= min(t["direct"], t["matmul"]))
+            fields["direct_max_taps_1d" + suffix] = max(1, _last_win(TAPS_1D, direct_wins))
+            if fused and not grad:  # one constant for both cases: the forward's crossover
+                fields["fused_max_taps"] = _last_win(TAPS_1D, fused_wins)
+
+            # banded products against the FFT on a long axis: the widest window that wins
+            s = torch.randn(SIGNAL, generator=gen)
+            windows, wins = [], []
+            for h in HALF_SIZES_WINDOW:
+                w = _kernel(2 * h + 1)
+                t = _median_ms(
+                    {m: _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), s, w, grad) for m in ("matmul", "fft")},
+                    repeats,
+                )
+                say(f"axis h={h} grad={grad}: matmul {t['matmul']:.2f} ms, fft {t['fft']:.2f} ms")
+                windows.append(max(32, 2 * h) + 2 * h)
+                wins.append(t["matmul"] <= t["fft"])
+            fields["matmul_max_window" + suffix] = max(64, _last_win(windows, wins))
+
+            # dense 2D kernels: 2D shifted sums against the 2D FFT
+            sides, wins = [], []
+            for n in SIDES_2D:
+                w2 = _kernel(n).outer(_kernel(n)) + 1e-3  # dense, not separable
+                t = _median_ms(
+                    {m: _run(lambda a, b, m=m: correlate2d(a, b, "zeros", m), x, w2, grad) for m in ("direct", "fft")},
+                    repeats,
+                )
+                say(f"2D {n}x{n} grad={grad}: direct {t['direct']:.2f} ms, fft {t['fft']:.2f} ms")
+                sides.append(n * n)
+                wins.append(t["direct"] <= t["fft"])
+            fields["direct_max_taps_2d" + suffix] = max(1, _last_win(sides, wins))
+        fields.update(_cost_model(repeats, say))
+    finally:
+        _auto.use_plan(None)
+    p = dataclasses.replace(_auto.BUILTIN, **fields, source=_auto.machine_key())
+    if store:
+        say(f"stored in {_auto.store(p)}")
+    _auto.use_plan(p)
+    return p
+
+
+def _cost_model(repeats: int, say) -> dict:
+    """The cost model between shifted sums and whole-axis matrices on short axes: per-operation
+    and per-element costs of the shifted sums, fixed cost and throughput of the matrices, and
+    each one's (forward + backward) / forward factor."""
+    gen = torch.Generator().manual_seed(1)
+    k = 9
+    w = _kernel(k)
+    small = torch.randn(1, 1, 64, 64, generator=gen)
+    large = torch.randn(16, 3, 96, 96, generator=gen)
+    fwd = {}
+    for size, t in (("small", small), ("large", large)):
+        for m in ("direct", "dense"):
+            fwd[f"{m}_{size}"] = _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), t, w, False)
+            fwd[f"{m}_{size}_grad"] = _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), t, w, True)
+    t = _median_ms(fwd, repeats)
+    say("cost model: " + ", ".join(f"{n} {v:.3f} ms" for n, v in t.items()))
+    op_us = max(1.0, 1e3 * t["direct_small"] / k)
+    pass_ns = max(1e-3, 1e6 * (t["direct_large"] - k * op_us * 1e-3) / (k * large.numel()))
+    dense_fixed_us = max(1.0, 1e3 * t["dense_small"])
+    flops = 2 * large.numel() * large.shape[-1]
+    matmul_gflops = max(1.0, flops / max(1e-6, (t["dense_large"] - dense_fixed_us * 1e-3) * 1e6))
+    return {
+        "op_us": round(op_us, 2),
+        "pass_ns": round(pass_ns, 4),
+        "dense_fixed_us": round(dense_fixed_us, 1),
+        "matmul_gflops": round(matmul_gflops, 1),
+        "grad_factor_direct": round(t["direct_large_grad"] / t["direct_large"], 2),
+        "grad_factor_dense": round(t["dense_large_grad"] / t["dense_large"], 2),
+    }

@@ -1,0 +1,265 @@
+"""The ``'fused'`` engine (:mod:`sigma._fused`): compiled per-axis loops over reused bordered buffers.
+
+Its correlations are checked against ``scipy.ndimage.correlate1d`` (through the independent mode
+table of :mod:`reference`) in float64, kernels wider than the axis against the eager shifted
+sums, and its gradients with gradcheck and gradgradcheck. Every new kernel size, dtype or
+layout costs a compile of a few seconds, so the tests share a few: k = 3 and 7 in float64
+(plus the sizes that folding a wide kernel produces), and a small float32 set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import reference as ref
+import scipy.ndimage as ndi
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+from sigma import _conv, _fused
+
+f64 = torch.float64
+MODES = ref.PADDING_MODES
+OPTS = dict(eps=1e-6, atol=1e-7, rtol=1e-5)
+
+#: (shape, dim) of the correlations checked: a 1D signal along its axis, images both ways
+CASES = [((2, 3, 11), -1), ((2, 3, 9, 10), -2), ((2, 3, 9, 10), -1)]
+
+
+@pytest.fixture
+def compiled():
+    """Skip a test of the compiled loops where ``torch.compile`` cannot run (no C++ compiler)."""
+    if not _fused.available():
+        pytest.skip("torch.compile cannot run here: the fused engine falls back to eager")
+
+
+@pytest.fixture
+def unavailable():
+    """The compiled loops forced off (as without a C++ compiler); restored afterwards."""
+    _fused._set_available(False)
+    yield
+    _fused._set_available(None)
+
+
+def scipy_corr(x: torch.Tensor, w: torch.Tensor, dim: int, mode: str) -> np.ndarray:
+    """``scipy.ndimage.correlate1d`` of ``x`` (B, C, ...) with ``w`` (k,), or (C, k) channel by channel."""
+    xn, wn, m = x.detach().numpy(), w.detach().numpy(), ref.SCIPY_MODE[mode]
+    if wn.ndim == 1:
+        return ndi.correlate1d(xn, wn, axis=dim, mode=m, cval=0.0)
+    return np.stack(
+        [ndi.correlate1d(xn[:, c], wn[c], axis=dim, mode=m, cval=0.0) for c in range(wn.shape[0])], 1
+    )
+
+
+def kernels(k: int, channels: int, seed: int) -> list[torch.Tensor]:
+    """A shared (k,) and a per-channel (C, k) kernel, float64, not symmetric."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(k, dtype=f64, generator=g), torch.randn(channels, k, dtype=f64, generator=g)]
+
+
+# ----------------------------------------------------------------------------- against SciPy
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [3, 7])
+def test_matches_scipy(compiled, mode, k):
+    """Every mode, both kernel layouts, 1D along its axis and images along both axes: the compiled
+    correlation equals SciPy's ``correlate1d`` to 1e-12 in float64."""
+    torch.manual_seed(k)
+    for shape, dim in CASES:
+        x = torch.randn(shape, dtype=f64)
+        for w in kernels(k, shape[1], seed=k):
+            got = _fused.fused_axis(x, w, dim, mode)
+            np.testing.assert_allclose(got.numpy(), scipy_corr(x, w, dim, mode), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kernel_wider_than_axis_matches_shifted_sums(compiled, mode):
+    """A 7-tap kernel on axes of 2 and 1 samples (folded, or padded by more than the axis through
+    the index map) equals the eager shifted sums of :mod:`sigma._conv` and SciPy."""
+    torch.manual_seed(5)
+    for shape, dim in (((2, 3, 2), -1), ((2, 3, 1, 4), -2)):
+        x = torch.randn(shape, dtype=f64)
+        for w in kernels(7, 3, seed=5):
+            got = _fused.fused_axis(x, w, dim, mode)
+            expected = _conv.correlate_axis(x, w, dim, mode, "direct")
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got.numpy(), scipy_corr(x, w, dim, mode), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_separable_is_two_axis_passes(compiled, mode):
+    """``fused_separable`` correlates along the rows with ``wx``, then down the columns with ``wy``."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 9, 10, dtype=f64)
+    wy, wx = kernels(7, 3, seed=2)
+    expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, mode)), wy, -2, mode)
+    np.testing.assert_allclose(_fused.fused_separable(x, wy, wx, mode).numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_float32_agrees_with_float64(compiled):
+    """In float32 the output and both gradients agree with float64 to about 1e-5, relative."""
+    torch.manual_seed(3)
+    shape, dim = (2, 3, 9, 10), -2
+    x64 = torch.randn(shape, dtype=f64, requires_grad=True)
+    w64 = torch.rand(7, dtype=f64, requires_grad=True)
+    x32 = x64.detach().float().requires_grad_()
+    w32 = w64.detach().float().requires_grad_()
+    g = torch.randn(shape, dtype=f64)
+    y64, y32 = _fused.fused_axis(x64, w64, dim, "reflect"), _fused.fused_axis(x32, w32, dim, "reflect")
+    torch.testing.assert_close(y32.double(), y64.detach(), rtol=1e-5, atol=1e-5)
+    y64.backward(g)
+    y32.backward(g.float())
+    torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w32.grad.double(), w64.grad, rtol=1e-5, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "dim", "per_channel"),
+    [("zeros", (2, 2, 6), -1, False), ("reflect", (1, 2, 5, 4), -2, True)],
+)
+def test_gradients(compiled, mode, shape, dim, per_channel):
+    """gradcheck and gradgradcheck in x and w: the compiled backward (adjoint, border
+    contributions, per-line tap sums) and the differentiable one used for double backward, for
+    a zero and a mirrored boundary, a shared and a per-channel kernel, along both kinds of axis."""
+    torch.manual_seed(4)
+    x = torch.randn(shape, dtype=f64, requires_grad=True)
+    w = torch.randn(*((2,) if per_channel else ()), 3, dtype=f64, requires_grad=True)
+
+    def f(x, w):
+        return _fused.fused_axis(x, w, dim, mode)
+
+    assert gradcheck(f, (x, w), **OPTS)
+    assert gradgradcheck(f, (x, w), **OPTS)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradients_match_shifted_sums(compiled, mode):
+    """Against the eager engine's gradients in x and w, a kernel wider than the axis included
+    (its border contributions then land on positions read several times)."""
+    torch.manual_seed(6)
+    for shape in ((2, 3, 9, 10), (2, 3, 2)):
+        x = torch.randn(shape, dtype=f64, requires_grad=True)
+        w = kernels(7, 3, seed=6)[0].requires_grad_()
+        g = torch.randn(shape, dtype=f64)
+        got = torch.autograd.grad(_fused.fused_axis(x, w, -1, mode), (x, w), g)
+        expected = torch.autograd.grad(_conv.correlate_axis(x, w, -1, mode, "direct"), (x, w), g)
+        for a, b in zip(got, expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- buffers
+
+
+def test_interleaved_forwards_and_backwards(compiled):
+    """The bordered buffers are scratch only: two forwards through the same buffers, then their
+    backwards in reverse order, give each call its own gradients."""
+    torch.manual_seed(7)
+    shape, dim, mode = (2, 3, 9, 10), -1, "reflect"
+    xs = [torch.randn(shape, dtype=f64, requires_grad=True) for _ in range(2)]
+    ws = [w.requires_grad_() for w in kernels(7, 3, seed=7)[:1] + kernels(7, 3, seed=8)[:1]]
+    gs = [torch.randn(shape, dtype=f64) for _ in range(2)]
+    ys = [_fused.fused_axis(x, w, dim, mode) for x, w in zip(xs, ws, strict=True)]
+    for i in (1, 0):
+        ys[i].backward(gs[i])
+    for x, w, g in zip(xs, ws, gs, strict=True):
+        xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+        expected = torch.autograd.grad(_conv.correlate_axis(xr, wr, dim, mode, "direct"), (xr, wr), g)
+        torch.testing.assert_close(x.grad, expected[0], rtol=0, atol=1e-11)
+        torch.testing.assert_close(w.grad, expected[1], rtol=0, atol=1e-11)
+
+
+def test_no_grad_and_inference_mode(compiled):
+    """Forwards under ``torch.no_grad()`` and ``torch.inference_mode()`` are right, and a buffer
+    first made in inference mode still serves a normal call afterwards."""
+    _fused._clear_buffers()
+    torch.manual_seed(8)
+    shape, dim, mode = (2, 3, 9, 10), -1, "symmetric"
+    x = torch.randn(shape, dtype=f64)
+    w = kernels(7, 3, seed=9)[0]
+    expected = scipy_corr(x, w, dim, mode)
+    with torch.inference_mode():
+        np.testing.assert_allclose(_fused.fused_axis(x, w, dim, mode).numpy(), expected, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_allclose(_fused.fused_axis(x, w, dim, mode).numpy(), expected, rtol=0, atol=1e-12)
+    xg = x.clone().requires_grad_()
+    y = _fused.fused_axis(xg, w, dim, mode)
+    np.testing.assert_allclose(y.detach().numpy(), expected, rtol=0, atol=1e-12)
+    y.sum().backward()
+    assert xg.grad is not None and xg.grad.shape == shape
+
+
+def test_new_shapes_compile_once(compiled):
+    """After the first shape (static code) and a second (symbolic sizes), further shapes compile
+    nothing new, so varying batch or image sizes cost one recompile per loop, not one each."""
+    torch.manual_seed(9)
+    w = kernels(7, 3, seed=10)[0]
+    for shape in ((2, 3, 9, 10), (3, 3, 7, 12)):
+        _fused.fused_axis(torch.randn(shape, dtype=f64), w, -1, "circular")
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for shape in ((4, 3, 6, 11), (2, 3, 13, 8)):
+        x = torch.randn(shape, dtype=f64)
+        np.testing.assert_allclose(
+            _fused.fused_axis(x, w, -1, "circular").numpy(),
+            scipy_corr(x, w, -1, "circular"),
+            rtol=0,
+            atol=1e-12,
+        )
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+
+
+# ----------------------------------------------------------------------------- without compiled loops
+
+
+def test_fallback_is_exact_and_warns_once(unavailable, caplog):
+    """Without ``torch.compile`` the plain shifted sums run instead, equal to SciPy, and one
+    warning is logged however many calls follow."""
+    torch.manual_seed(10)
+    x = torch.randn(2, 3, 9, 10, dtype=f64)
+    w = kernels(7, 3, seed=11)[1]
+    with caplog.at_level(logging.WARNING, logger="sigma"):
+        for dim in (-1, -2):
+            got = _fused.fused_axis(x, w, dim, "reflect")
+            np.testing.assert_allclose(got.numpy(), scipy_corr(x, w, dim, "reflect"), rtol=0, atol=1e-12)
+    warnings = [r for r in caplog.records if r.name == "sigma" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "method='fused' needs a C++ compiler" in warnings[0].getMessage()
+    assert "using eager shifted sums instead" in warnings[0].getMessage()
+
+
+def test_fallback_gradients(unavailable):
+    """The fallback is differentiable like the compiled path (gradcheck and gradgradcheck)."""
+    torch.manual_seed(11)
+    x = torch.randn(1, 2, 5, 4, dtype=f64, requires_grad=True)
+    w = torch.randn(2, 3, dtype=f64, requires_grad=True)
+    assert gradcheck(lambda x, w: _fused.fused_axis(x, w, -2, "replicate"), (x, w), **OPTS)
+    assert gradgradcheck(lambda x, w: _fused.fused_axis(x, w, -2, "replicate"), (x, w), **OPTS)
+
+
+def test_environment_variable_disables(monkeypatch):
+    """``SIGMA_FUSED_DISABLE=1``, read at every call, turns the compiled loops off."""
+    monkeypatch.setenv(_fused.DISABLE_ENV, "1")
+    assert not _fused.available()
+    monkeypatch.setenv(_fused.DISABLE_ENV, "0")
+    assert _fused.available() == _fused.available("cpu")
+
+
+def test_inside_a_users_torch_compile(compiled):
+    """Traced by a user's ``torch.compile`` the engine emits its plain expression (no nested
+    compiled call, no opaque autograd node): the result and its gradients are the eager ones."""
+    torch.manual_seed(12)
+    x = torch.randn(2, 3, 11, dtype=f64, requires_grad=True)
+    w = kernels(7, 3, seed=12)[0].requires_grad_()
+    g = torch.randn(2, 3, 11, dtype=f64)
+    fn = torch.compile(lambda x, w: _fused.fused_axis(x, w, -1, "reflect"))
+    got = fn(x, w)
+    np.testing.assert_allclose(got.detach().numpy(), scipy_corr(x, w, -1, "reflect"), rtol=0, atol=1e-12)
+    got_grads = torch.autograd.grad(got, (x, w), g)
+    expected = torch.autograd.grad(_conv.correlate_axis(x, w, -1, "reflect", "direct"), (x, w), g)
+    for a, b in zip(got_grads, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
