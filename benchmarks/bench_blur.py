@@ -346,7 +346,9 @@ def cases(
         out.append(("forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS))))
         if "fused" in methods_of(sigma.blur2d_sphere):
             out.append(("fused forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
-            out.append(("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused"))))
+            out.append(
+                ("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
+            )
     elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
             out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(xi, p, STD_DEVS, **opts))))

@@ -6,12 +6,12 @@ chapters share (training loop, sample data, plots) is the separate :mod:`sigma.b
 """
 
 from ._checks import MAX_RADIUS, ScaleError
+from ._tune import tune
 from .blur import blur1d, blur2d_diag, blur2d_full, blur2d_sphere, dog1d, dog2d
 from .kernels import cov_radii, gauss1d, gauss2d_diag, gauss2d_full, gauss2d_sphere, kernel_radius
 from .local import blur2d_local_full, blur2d_local_sphere
 from .modules import Blur1d, Blur2d, DynamicBlur2d, GaussConv2d
 from .njet import NJetConv2d, jet_orders, njet2d
-from ._tune import tune
 from .params import cov_axes, cov_to_logchol, logchol_to_cov, rotated_cov
 
 __version__ = "0.1.0"

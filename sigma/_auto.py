@@ -6,7 +6,7 @@ follow). Its constants form a :class:`Plan`. The built-in plan (:data:`BUILTIN`)
 on CPU with ``benchmarks/bench_blur.py`` (the book's performance chapter shows the races it
 comes from); :func:`sigma.tune` measures the same constants on the machine at hand and stores
 them in the user's cache directory, where :func:`plan` finds them on the next import, keyed
-by CPU and PyTorch version (FFTW's "wisdom", in small). Where no tuned plan exists for this
+by CPU model and PyTorch version (FFTW's "wisdom", in small). Where no tuned plan exists for this
 machine, the built-in one applies.
 
 The rule, for a kernel of ``k`` taps (after folding onto the signal) along an axis of ``L``
@@ -34,7 +34,6 @@ benchmark helpers (:mod:`sigma.book.speed`) call the same ones, so they cannot d
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import platform
@@ -105,7 +104,7 @@ BUILTIN = Plan()
 
 
 def machine_key() -> str:
-    """What a tuned plan is valid for: the CPU model, the thread count and PyTorch's version."""
+    """What a tuned plan is valid for: the CPU model and PyTorch's version."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -115,7 +114,7 @@ def machine_key() -> str:
                     break
     except OSError:
         pass
-    return f"{cpu} | {torch.get_num_threads()} threads | torch {torch.__version__}"
+    return f"{cpu} | torch {torch.__version__}"
 
 
 def cache_dir() -> Path:
@@ -139,21 +138,30 @@ def _load_all() -> dict:
         return {}
 
 
+def _read() -> Plan:
+    d = _load_all().get(machine_key())
+    try:
+        return Plan.from_dict(d) if isinstance(d, dict) else BUILTIN
+    except TypeError:  # a hand-edited entry of the wrong form
+        return BUILTIN
+
+
 _override: Plan | None = None
+_stored: Plan = BUILTIN
 
 
-@functools.lru_cache(maxsize=1)
-def _stored(key: str, path: str) -> Plan:
-    d = _load_all().get(key)
-    return Plan.from_dict(d) if isinstance(d, dict) else BUILTIN
+def reload() -> Plan:
+    """Read this machine's stored plan again (the cache directory may have changed)."""
+    global _stored
+    _stored = _read()
+    return _stored
 
 
 def plan() -> Plan:
     """The plan ``'auto'`` follows: one set with :func:`use_plan`, else this machine's tuned
-    plan if :func:`sigma.tune` stored one, else :data:`BUILTIN`."""
-    if _override is not None:
-        return _override
-    return _stored(machine_key(), str(plan_path()))
+    plan if :func:`sigma.tune` stored one (read when ``sigma`` is imported, or by :func:`reload`),
+    else :data:`BUILTIN`. Reads no file: cheap, and traceable by ``torch.compile``."""
+    return _stored if _override is None else _override
 
 
 def use_plan(p: Plan | None) -> None:
@@ -173,8 +181,11 @@ def store(p: Plan) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
-    _stored.cache_clear()
+    reload()
     return path
+
+
+reload()
 
 
 # ----------------------------------------------------------------------------- the rule

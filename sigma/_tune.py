@@ -4,7 +4,7 @@ Each constant of :class:`sigma._auto.Plan` is a crossover between two engines, a
 falls depends on the CPU (vector width, cache sizes, the BLAS and FFT libraries' kernels) and
 the thread count. :func:`tune` races the engines on representative shapes, float32, with and
 without a backward pass, and fits each crossover; the result is stored in the user's cache
-directory (:func:`sigma._auto.cache_dir`), keyed by CPU model, thread count and PyTorch version,
+directory (:func:`sigma._auto.cache_dir`), keyed by CPU model and PyTorch version,
 and ``'auto'`` follows it from then on (this process and later ones).
 
 Timings are medians of interleaved repeats. Nothing here runs unless called.
@@ -144,7 +144,10 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
             for h in HALF_SIZES_WINDOW:
                 w = _kernel(2 * h + 1)
                 t = _median_ms(
-                    {m: _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), s, w, grad) for m in ("matmul", "fft")},
+                    {
+                        m: _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), s, w, grad)
+                        for m in ("matmul", "fft")
+                    },
                     repeats,
                 )
                 say(f"axis h={h} grad={grad}: matmul {t['matmul']:.2f} ms, fft {t['fft']:.2f} ms")
@@ -157,7 +160,10 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
             for n in SIDES_2D:
                 w2 = _kernel(n).outer(_kernel(n)) + 1e-3  # dense, not separable
                 t = _median_ms(
-                    {m: _run(lambda a, b, m=m: correlate2d(a, b, "zeros", m), x, w2, grad) for m in ("direct", "fft")},
+                    {
+                        m: _run(lambda a, b, m=m: correlate2d(a, b, "zeros", m), x, w2, grad)
+                        for m in ("direct", "fft")
+                    },
                     repeats,
                 )
                 say(f"2D {n}x{n} grad={grad}: direct {t['direct']:.2f} ms, fft {t['fft']:.2f} ms")
@@ -167,7 +173,8 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
         fields.update(_cost_model(repeats, say))
     finally:
         _auto.use_plan(None)
-    p = dataclasses.replace(_auto.BUILTIN, **fields, source=_auto.machine_key())
+    source = f"{_auto.machine_key()} | {torch.get_num_threads()} threads"
+    p = dataclasses.replace(_auto.BUILTIN, **fields, source=source)
     if store:
         say(f"stored in {_auto.store(p)}")
     _auto.use_plan(p)

@@ -227,7 +227,10 @@ def check_targets(rows: list[dict]) -> list[Target]:
     for s in sigmas_of("backward_cost", 0.0, BACKWARD_MAX_SIGMA):
         ratios = {}
         for engine, prefix in (("auto", ""), ("fused", "fused ")):
-            fb, f = row("backward_cost", prefix + "forward+backward", s), row("backward_cost", prefix + "forward", s)
+            fb, f = (
+                row("backward_cost", prefix + "forward+backward", s),
+                row("backward_cost", prefix + "forward", s),
+            )
             if fb and f:
                 ratios[engine] = (ms(fb) - ms(f)) / ms(f)
         if ratios:
@@ -254,8 +257,12 @@ def check_targets(rows: list[dict]) -> list[Target]:
             best = min(ours, key=lambda i: ms(ours[i]))
             a = ours[best]
             fast = ms(c, "round_min_ms") / ms(a)
-            others = ", ".join(f"{i} {ms(c, 'round_min_ms') / ms(r):.2f}x" for i, r in ours.items() if i != best)
-            text = f"σ={s:g}: {fast:.2f}x by {best} (medians {ms(c) / ms(a):.2f}x)" + (f"; {others}" if others else "")
+            others = ", ".join(
+                f"{i} {ms(c, 'round_min_ms') / ms(r):.2f}x" for i, r in ours.items() if i != best
+            )
+            text = f"σ={s:g}: {fast:.2f}x by {best} (medians {ms(c) / ms(a):.2f}x)" + (
+                f"; {others}" if others else ""
+            )
             lines.append((fast, text))
     name = "forward vs OpenCV GaussianBlur (its fastest round), σ 1-8, the faster of auto and fused: >= 1.0x"
     results.append(_verdict("opencv", name, lines, OPENCV_MIN_SPEEDUP, ">="))
