@@ -7,6 +7,9 @@ STAMP := $(VENV)/.install-stamp
 # every check, build, execution and benchmark here follows method='auto''s built-in plan: a plan
 # that sigma.tune() stored in the user's cache would move auto's choices (an empty folder of ours)
 export SIGMA_CACHE_DIR := $(CURDIR)/$(VENV)/no-plans
+# inductor's compiled kernels (torch.compile tests, method='fused') cached inside the checkout: a
+# fresh clone compiles from scratch, as CI does, and nothing is left in /tmp
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/$(VENV)/inductor-cache
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 # every other notebook (sorted), and the rest: `make checks` runs each nbval pass as two jobs, so
 # that the two digits chapters, the longest, land in different halves and both cores stay busy

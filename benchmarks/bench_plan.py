@@ -3,7 +3,8 @@
 ``auto``'s constants (:class:`sigma._auto.Plan`) are crossovers between engines, measured on one
 machine. This script measures, on the machine it runs on, how far ``auto`` falls behind the
 fastest exact method under the built-in plan, then runs :func:`sigma.tune` (not stored) and
-measures the same cells again under the tuned plan, all in one process, interleaved:
+measures the same cells again under the tuned plan, all in one process, interleaved (5 rounds,
+the order reversed every other round, each callable timed for 0.15 s per round):
 
     regret = auto's time / the fastest of 'direct', 'matmul' and 'fft'
 
@@ -22,13 +23,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import statistics
 import time
 
 import torch
 
 import sigma
 from sigma import _auto
+from sigma._tune import _median_ms  # interleaved rounds, a time budget per call and round
 
 SHAPE = (8, 3, 256, 256)
 SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -45,16 +46,6 @@ def call(structure: str, x: torch.Tensor, p: torch.Tensor, method: str) -> torch
         return sigma.blur2d_diag(x, p, p / 2, method=method)
     cov = sigma.rotated_cov(p, p / 2, math.pi / 6)
     return sigma.blur2d_full(x, cov, method=method)
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
 
 
 def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dict:
@@ -83,17 +74,13 @@ def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dic
     # seconds a call and lose to the FFT by far, so they are not raced there
     exact = ("fft",) if structure == "blur2d_full" and s > FULL_SPATIAL_MAX_SIGMA else EXACT
     fns = {m: run(m) for m in exact} | {f"auto[{n}]": run("auto", pl) for n, pl in plans.items()}
-    rounds = {name: [] for name in fns}
-    for r in range(3):
-        for name in list(fns) if r % 2 == 0 else reversed(list(fns)):
-            rounds[name].append(timed(fns[name], repeats))
-    return {name: statistics.median(v) for name, v in rounds.items()}
+    return _median_ms(fns, repeats, budget=0.15)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
     ap.add_argument("--out", default=None, help="CSV of every cell (default: print only)")
     args = ap.parse_args(argv)
     sigmas = [float(v) for v in args.sigmas.split(",")]

@@ -21,27 +21,44 @@ import torch
 from . import _auto, _fused
 from ._conv import correlate2d, correlate_axis, correlate_separable
 
-#: The images the crossovers are measured on: the benchmark's (8, 3, 256, 256), and one long
-#: axis for the banded products' window against the FFT.
+#: The images the crossovers are measured on: the benchmark's (8, 3, 256, 256).
 IMAGE = (8, 3, 256, 256)
-SIGNAL = (16, 3, 4096)
 TAPS_1D = (3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
-HALF_SIZES_WINDOW = (16, 24, 32, 48, 64, 96, 128, 192)
+#: half-sizes for banded products against the FFT: block windows of 64 to 256 inputs
+HALF_SIZES_WINDOW = (16, 24, 32, 48, 64)
 SIDES_2D = (3, 5, 7, 9, 11, 13, 15)
 
 
-def _median_ms(fns: dict, repeats: int) -> dict:
-    """Median time of each callable in ``fns`` (ms), in ``repeats`` interleaved rounds."""
+def _median_ms(fns: dict, repeats: int, budget: float = 0.1) -> dict:
+    """Time of each callable in ``fns`` (ms): ``repeats`` interleaved rounds (the order reversed
+    every other round), each callable called for at least ``budget`` seconds (and 3 times) per
+    round; the median over the rounds of each round's median call."""
     for f in fns.values():  # warm up: allocator, plans, compiled loops
         f()
-    times = {name: [] for name in fns}
+    rounds = {name: [] for name in fns}
     for r in range(repeats):
-        order = list(fns) if r % 2 == 0 else list(reversed(fns))
-        for name in order:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(1e3 * (time.perf_counter() - t0))
-    return {name: statistics.median(t) for name, t in times.items()}
+        for name in list(fns) if r % 2 == 0 else list(reversed(fns)):
+            calls, start = [], time.perf_counter()
+            while len(calls) < 3 or time.perf_counter() - start < budget:
+                t0 = time.perf_counter()
+                fns[name]()
+                calls.append(1e3 * (time.perf_counter() - t0))
+            rounds[name].append(statistics.median(calls))
+    return {name: statistics.median(v) for name, v in rounds.items()}
+
+
+def _threshold(sizes, faster, slower) -> int:
+    """The crossover that fits the races best: the size ``T`` (0, or one of ``sizes``) for which
+    taking the ``faster`` engine up to ``T`` and the ``slower`` beyond loses least against the
+    fastest of the two at each size (the worst loss, then the total: one noisy race cannot move
+    it far)."""
+    best, best_cost = 0, None
+    for T in [0, *sizes]:
+        losses = [(f if n <= T else s) / min(f, s) for n, f, s in zip(sizes, faster, slower, strict=True)]
+        cost = (round(max(losses), 2), sum(losses))
+        if best_cost is None or cost < best_cost:
+            best, best_cost = T, cost
+    return best
 
 
 def _run(call, x: torch.Tensor, w: torch.Tensor, grad: bool):
@@ -68,16 +85,6 @@ def _kernel(k: int) -> torch.Tensor:
     return w / w.sum()
 
 
-def _last_win(ks, wins) -> int:
-    """The largest ``k`` before the first one where ``wins`` is False (0: none wins)."""
-    best = 0
-    for k, ok in zip(ks, wins, strict=True):
-        if not ok:
-            break
-        best = k
-    return best
-
-
 def _separable(x, method):
     return lambda x_, w_: correlate_separable(x_, w_, w_, "zeros", method)
 
@@ -85,9 +92,8 @@ def _separable(x, method):
 def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: bool = False) -> _auto.Plan:
     """Measure ``method='auto'``'s constants on this machine (about a minute) and use them.
 
-    Races the exact engines on float32 images of shape ``(8, 3, 256, 256)`` (and signals of
-    4096 samples for the banded products against the FFT), forward only and forward +
-    backward, and fits each crossover of :class:`sigma._auto.Plan`. From then on
+    Races the exact engines on float32 images of shape ``(8, 3, 256, 256)``, forward only and
+    forward + backward, and fits each crossover of :class:`sigma._auto.Plan`. From then on
     ``method='auto'`` in this process follows the new plan; with ``store=True`` it is also
     written to the cache directory (``$SIGMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/sigma``,
     else ``~/.cache/sigma``), which later processes on this machine read at their first blur.
@@ -125,51 +131,51 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
         for grad in (False, True):
             suffix = "_grad" if grad else ""
             # shifted sums against banded products (and the fused loops), separable, per kernel size
-            direct_wins, fused_wins = [], []
+            races = []
             for k in TAPS_1D:
                 w = _kernel(k)
                 engines = ("direct", "matmul") + (("fused",) if fused else ())
-                t = _median_ms({m: _run(_separable(x, m), x, w, grad) for m in engines}, repeats)
-                say(f"separable k={k} grad={grad}: " + ", ".join(f"{m} {v:.2f} ms" for m, v in t.items()))
-                direct_wins.append(t["direct"] <= t["matmul"])
-                if fused:
-                    fused_wins.append(t["fused"] <= min(t["direct"], t["matmul"]))
-            fields["direct_max_taps_1d" + suffix] = max(1, _last_win(TAPS_1D, direct_wins))
+                races.append(_median_ms({m: _run(_separable(x, m), x, w, grad) for m in engines}, repeats))
+                say(
+                    f"separable k={k} grad={grad}: "
+                    + ", ".join(f"{m} {v:.2f} ms" for m, v in races[-1].items())
+                )
+            direct = [t["direct"] for t in races]
+            matmul = [t["matmul"] for t in races]
+            fields["direct_max_taps_1d" + suffix] = max(1, _threshold(TAPS_1D, direct, matmul))
             if fused and not grad:  # one constant for both cases: the forward's crossover
-                fields["fused_max_taps"] = _last_win(TAPS_1D, fused_wins)
+                others = [min(a, b) for a, b in zip(direct, matmul, strict=True)]
+                fields["fused_max_taps"] = _threshold(TAPS_1D, [t["fused"] for t in races], others)
 
-            # banded products against the FFT on a long axis: the widest window that wins
-            s = torch.randn(SIGNAL, generator=gen)
-            windows, wins = [], []
+            # banded products against the FFT, separable, on the images: the widest window that
+            # wins (a block of 32 outputs reads 32 + 2h inputs; one 2D FFT serves both axes)
+            windows, races = [], []
             for h in HALF_SIZES_WINDOW:
                 w = _kernel(2 * h + 1)
-                t = _median_ms(
-                    {
-                        m: _run(lambda a, b, m=m: correlate_axis(a, b, -1, "zeros", m), s, w, grad)
-                        for m in ("matmul", "fft")
-                    },
-                    repeats,
+                races.append(
+                    _median_ms({m: _run(_separable(x, m), x, w, grad) for m in ("matmul", "fft")}, repeats)
                 )
-                say(f"axis h={h} grad={grad}: matmul {t['matmul']:.2f} ms, fft {t['fft']:.2f} ms")
-                windows.append(max(32, 2 * h) + 2 * h)
-                wins.append(t["matmul"] <= t["fft"])
-            fields["matmul_max_window" + suffix] = max(64, _last_win(windows, wins))
+                say(
+                    f"separable h={h} grad={grad}: "
+                    + ", ".join(f"{m} {v:.2f} ms" for m, v in races[-1].items())
+                )
+                windows.append(min(IMAGE[-1], max(32, 2 * h) + 2 * h))
+            matmul, fft = [t["matmul"] for t in races], [t["fft"] for t in races]
+            fields["matmul_max_window" + suffix] = max(64, _threshold(windows, matmul, fft))
 
             # dense 2D kernels: 2D shifted sums against the 2D FFT
-            sides, wins = [], []
+            taps, races = [], []
             for n in SIDES_2D:
                 w2 = _kernel(n).outer(_kernel(n)) + 1e-3  # dense, not separable
-                t = _median_ms(
-                    {
-                        m: _run(lambda a, b, m=m: correlate2d(a, b, "zeros", m), x, w2, grad)
-                        for m in ("direct", "fft")
-                    },
-                    repeats,
-                )
-                say(f"2D {n}x{n} grad={grad}: direct {t['direct']:.2f} ms, fft {t['fft']:.2f} ms")
-                sides.append(n * n)
-                wins.append(t["direct"] <= t["fft"])
-            fields["direct_max_taps_2d" + suffix] = max(1, _last_win(sides, wins))
+                fns = {
+                    m: _run(lambda a, b, m=m: correlate2d(a, b, "zeros", m), x, w2, grad)
+                    for m in ("direct", "fft")
+                }
+                races.append(_median_ms(fns, repeats))
+                say(f"2D {n}x{n} grad={grad}: " + ", ".join(f"{m} {v:.2f} ms" for m, v in races[-1].items()))
+                taps.append(n * n)
+            direct, fft = [t["direct"] for t in races], [t["fft"] for t in races]
+            fields["direct_max_taps_2d" + suffix] = max(1, _threshold(taps, direct, fft))
         fields.update(_cost_model(repeats, say))
     finally:
         _auto.use_plan(None)

@@ -23,7 +23,9 @@ def imports(path: Path) -> set[str]:
                 found.add(node.module.split(".")[0])
             else:
                 found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("sigma."):
+        elif (
+            isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("sigma.")
+        ):
             found.add(node.module.split(".")[1])
     return found - {"book"}
 
