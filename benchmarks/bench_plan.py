@@ -53,6 +53,7 @@ def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dic
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
     p = torch.tensor(s, requires_grad=grad)
     xi = x.requires_grad_(grad)
+    g = torch.ones_like(x)
 
     def run(method, plan=None):
         def f():
@@ -60,7 +61,7 @@ def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dic
                 _auto.use_plan(plan)
             try:
                 if grad:
-                    call(structure, xi, p, method).sum().backward()
+                    call(structure, xi, p, method).backward(g)  # contiguous, as from a loss graph
                     xi.grad = p.grad = None
                 else:
                     with torch.no_grad():

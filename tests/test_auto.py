@@ -137,14 +137,15 @@ def test_tune_measures_stores_and_uses_a_plan(cache, monkeypatch):
     assert _auto.plan() == p  # and read back from the cache by the next one
 
 
-def test_threshold_fits_the_crossover_and_shrugs_off_one_noisy_race():
+def test_threshold_fits_the_crossover_and_ignores_noise():
     from sigma._tune import _threshold
 
-    assert _threshold([3, 5, 9], [1, 1, 3], [2, 2, 2]) == 5
-    assert _threshold([3, 5, 9], [3, 3, 3], [2, 2, 2]) == 0  # never faster
-    assert _threshold([3, 5, 9], [1, 1, 1], [2, 2, 2]) == 9  # always faster
-    # a 5 % loss at 7 between clear wins does not end the range
-    assert _threshold([3, 5, 7, 9, 11], [1, 1, 1.05, 1, 3], [2, 2, 1, 2, 2]) == 9
+    assert _threshold([3, 5, 9], [1, 1, 3], [2, 2, 2], 9) == 5  # 3 ms against 2 at 9: move
+    assert _threshold([3, 5, 9], [3, 3, 3], [2, 2, 2], 9) == 0  # never faster
+    assert _threshold([3, 5, 9], [1, 1, 1], [2, 2, 2], 3) == 9  # always faster
+    # within 10 % at 7 and 9: the built-in crossover stays, whichever side it is on
+    assert _threshold([3, 5, 7, 9, 11], [1, 1, 1.05, 1, 3], [2, 2, 1, 1.05, 2], 9) == 9
+    assert _threshold([3, 5, 7, 9, 11], [1, 1, 1.05, 1, 3], [2, 2, 1, 1.05, 2], 5) == 5
 
 
 def test_auto_picks_fused_only_when_a_plan_allows_it(cache, monkeypatch):
