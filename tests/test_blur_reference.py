@@ -20,7 +20,9 @@ from sigma._checks import METHODS
 
 MODES = ref.PADDING_MODES
 ALL_METHODS = sorted(METHODS)
-#: the methods a dense (full-covariance) kernel takes: the fused loops run separable kernels only
+#: the methods a dense (full-covariance) kernel takes (the fused loops run separable kernels only),
+#: and the eager methods the checks beyond the per-mode SciPy ones sweep: 'fused' compiles once per
+#: kernel size, and its float32, erf and layout cases are covered in test_fused.py
 DENSE_METHODS = [m for m in ALL_METHODS if m != "fused"]
 TIGHT = 1e-12  # float64, against SciPy
 F32 = 1e-5  # float32, absolute, on unit-variance inputs
@@ -206,7 +208,7 @@ def test_blur2d_full_with_diagonal_cov_equals_diag_blur_on_the_same_box(padding_
 # ----------------------------------------------------------------------------- float32
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", DENSE_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_float32_matches_reference(padding_mode, method):
     rng = np.random.default_rng(7)
@@ -259,7 +261,7 @@ def test_float32_matches_reference(padding_mode, method):
 # ----------------------------------------------------------------------------- erf kernel
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", DENSE_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_erf_blurs_match_correlate1d(padding_mode, method):
     rng = np.random.default_rng(11)
@@ -312,7 +314,7 @@ def test_erf_blurs_match_correlate1d(padding_mode, method):
 # ----------------------------------------------------------------------------- difference of Gaussians
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", DENSE_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_dog_equals_difference_of_scipy_blurs_on_shared_support(padding_mode, method):
     rng = np.random.default_rng(17)
@@ -366,7 +368,7 @@ def test_dog_of_constant_is_zero_away_from_zero_padding():
 # ----------------------------------------------------------------------------- memory layout
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", DENSE_METHODS)
 def test_memory_layout_does_not_change_the_result(method):
     x = torch.randn(3, 2, 9, 11, dtype=torch.float64)
     views = {
