@@ -211,13 +211,14 @@ def _row_tap(w: Tensor, j: int) -> Tensor:
     return w[j] if w.dim() == 1 else w[:, j].view(1, -1, 1, 1)
 
 
-def _corr_loop(xp: Tensor, w: Tensor) -> Tensor:
-    """``y[:, :, i] = sum_j w[j] xp[:, :, i + j]``: ``xp`` (B, R, n + k - 1, S) -> (B, R, n, S)."""
+def _corr_loop(xp: Tensor, w: Tensor, dim: int = 2) -> Tensor:
+    """``y[..., i, ...] = sum_j w[j] xp[..., i + j, ...]`` along ``dim`` (2 or 3): ``xp``
+    (B, R, n + k - 1, S) -> (B, R, n, S) along dim 2."""
     k = w.shape[-1]
-    n = xp.shape[2] - k + 1
-    y = xp.narrow(2, 0, n) * _row_tap(w, 0)
+    n = xp.shape[dim] - k + 1
+    y = xp.narrow(dim, 0, n) * _row_tap(w, 0)
     for j in range(1, k):
-        y = y + xp.narrow(2, j, n) * _row_tap(w, j)
+        y = y + xp.narrow(dim, j, n) * _row_tap(w, j)
     return y
 
 
@@ -247,9 +248,47 @@ def _taps_loop(gp: Tensor, xp: Tensor, k: int) -> Tensor:
     ``xp`` (B, R, L + k - 1, S): summed over S, the contiguous dim, when ``1 < S <= 4096``, giving
     (B, R, L, 1, k); else over the axis, giving (B, R, 1, S, k)."""
     L = xp.shape[2] - k + 1
-    g = gp.narrow(2, (gp.shape[2] - L) // 2, L)
+    return _tap_sums(gp.narrow(2, (gp.shape[2] - L) // 2, L), xp, k, 2)
+
+
+def _tap_sums(g: Tensor, xp: Tensor, k: int, dim: int) -> Tensor:
+    """``sum g[..., i, ...] xp[..., i + j, ...]`` (``i`` along ``dim``, 2 or 3) for each tap ``j``,
+    ``g`` and ``xp`` 4D: summed over the last dim when ``1 < size <= 4096``, else over dim 2;
+    the partial sums stacked along a new last dim of size ``k``."""
+    n = g.shape[dim]
     d = 3 if 1 < g.shape[3] <= _SHORT_SUM else 2
-    return torch.stack([(g * xp.narrow(2, j, L)).sum(d, keepdim=True) for j in range(k)], -1)
+    return torch.stack([(g * xp.narrow(dim, j, n)).sum(d, keepdim=True) for j in range(k)], -1)
+
+
+def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool):
+    """Both axes of a separable correlation in one compiled graph, ``xp`` (B, C, H + 2hy, W + 2hx)
+    bordered in both axes: along the rows over every bordered row, ``t`` (B, C, H + 2hy, W), then
+    down the columns of ``t``, ``y`` (B, C, H, W). Returns ``(t, y)`` if ``keep``, else ``(y,)``."""
+    t = _corr_loop(xp, wx, 3)
+    y = _corr_loop(t, wy, 2)
+    return (t, y) if keep else (y,)
+
+
+def _sep_back_loop(gp: Tensor, xp: Tensor, t: Tensor, wy: Tensor, wx: Tensor, need: tuple[bool, bool, bool]):
+    """The gradients of :func:`_sep_loop` in one compiled graph. ``gp`` is the output gradient
+    zero-extended by ``(qy, qx)``: ``(hy, hx)`` gives the input gradient's interior (zero borders),
+    ``(2hy, 2hx)`` its whole bordered extent (B, C, H + 2hy, W + 2hx). ``need``: the input
+    gradient, ``wy``'s and ``wx``'s partial tap sums (:func:`_tap_sums`)."""
+    ky, kx = wy.shape[-1], wx.shape[-1]
+    hy = (ky - 1) // 2
+    H, W = t.shape[2] - 2 * hy, t.shape[3]
+    qx = (gp.shape[3] - W) // 2
+    qy = (gp.shape[2] - H) // 2
+    out = []
+    gt = _corr_loop(gp, wy.flip(-1), 2)  # the gradient of t: rows hy - qy + ..., W + 2qx columns
+    if need[0]:
+        out.append(_corr_loop(gt, wx.flip(-1), 3))
+    if need[1]:
+        out.append(_tap_sums(gp.narrow(2, qy, H).narrow(3, qx, W), t, ky, 2))
+    if need[2]:
+        rows = gt.shape[2]
+        out.append(_tap_sums(gt.narrow(3, qx, W), xp.narrow(2, hy - (rows - H) // 2, rows), kx, 3))
+    return tuple(out)
 
 
 def _fresh(fn, tag: str):
@@ -276,6 +315,16 @@ def _make(kind: str, k: int, flag: bool):
         def loop(gp, xp, w):
             return _adjoint_loop(gp, w, flag) + (_taps_loop(gp, xp, k),)
 
+    elif kind == "sep":
+
+        def loop(xp, wy, wx):
+            return _sep_loop(xp, wy, wx, flag)
+
+    elif kind == "sep_back":
+
+        def loop(gp, xp, t, wy, wx):
+            return _sep_back_loop(gp, xp, t, wy, wx, flag)
+
     else:  # 'taps'
 
         def loop(gp, xp):
@@ -285,14 +334,25 @@ def _make(kind: str, k: int, flag: bool):
 
 
 @functools.cache
-def _compiled(kind: str, k: int, flag: bool, key: tuple, dynamic: bool):
+def _compiled(kind: str, k, flag, key: tuple, dynamic: bool):
     """One compiled callable, with a code object of its own, per loop kind, kernel size, flag,
     ``key`` (dtype, device type, kernel per row, along the last axis) and shape mode."""
     dtype, device_type, per_row, last = key
     tag = "_".join(
-        [kind, f"k{k}", str(dtype).removeprefix("torch."), device_type, "rows" if per_row else "shared"]
+        [
+            kind,
+            "k" + "x".join(map(str, k if isinstance(k, tuple) else (k,))),
+            str(dtype).removeprefix("torch."),
+        ]
+        + [device_type, "".join("rs"[not r] for r in (per_row if isinstance(per_row, tuple) else (per_row,)))]
         + ["last" if last else "inner", "dynamic" if dynamic else "static"]
-        + (["border"] if flag else [])
+        + (
+            [f"flag{''.join(str(int(f)) for f in flag)}"]
+            if isinstance(flag, tuple)
+            else ["border"]
+            if flag
+            else []
+        )
     )
     return torch.compile(_fresh(_make(kind, k, flag), tag), dynamic=dynamic)
 
@@ -300,7 +360,7 @@ def _compiled(kind: str, k: int, flag: bool, key: tuple, dynamic: bool):
 _first_shapes: dict[tuple, tuple] = {}
 
 
-def _run(kind: str, k: int, flag: bool, per_row: bool, *args: Tensor):
+def _run(kind: str, k, flag, per_row, *args: Tensor):
     """Call the compiled loop ``kind`` on ``args`` (tensors (B, R, Lp, S), taps).
 
     The first input shapes seen for a loop get static code (``dynamic=False``, the fastest:
@@ -398,11 +458,11 @@ def _fill_border(buf: Tensor, L: int, pad: int, mode: str) -> None:
             buf.narrow(2, dst, pad).copy_(_run_view(inner, run[0], run[1], pad))
 
 
-def _add_border(gx: Tensor, ends: Tensor, L: int, h: int, mode: str) -> None:
-    """Add the gradient ``ends`` (B, R, 2h, S) of the border positions onto the positions of
-    ``gx`` (B, R, L, S) they were read from: the adjoint of :func:`_fill_border`."""
+def _add_border(gx: Tensor, ends: tuple[Tensor, Tensor], L: int, h: int, mode: str) -> None:
+    """Add the gradients ``ends`` (B, R, h, S), left and right, of the border positions onto the
+    positions of ``gx`` (B, R, L, S) they were read from: the adjoint of :func:`_fill_border`."""
     for side, run in enumerate(_border_runs(L, h, mode)):
-        part = ends.narrow(2, side * h, h)
+        part = ends[side]
         if run is None:
             gx.index_add_(2, _border_index(L, h, mode, gx.device).narrow(0, side * h, h), part)
         elif run[1] == 0:
@@ -471,7 +531,7 @@ def _backward(
         if need[0]:
             gx = out[0]
             if not zeros:
-                _add_border(gx, out[1], L, h, mode)
+                _add_border(gx, (out[1].narrow(2, 0, h), out[1].narrow(2, h, h)), L, h, mode)
             gx = gx.view(x.shape)
         if need[1]:  # partial (B, R, ., ., k): sum over everything but the taps (and channels)
             if w.dim() == 1:
@@ -481,12 +541,15 @@ def _backward(
     return gx, gw
 
 
-def _fresh_buffer(shape: tuple[int, ...], pad: int, dtype, device, role: str, zero_border: bool) -> Tensor:
-    """A new buffer (B, R, L + 2 pad, S) (not kept), its borders zeroed if ``zero_border``."""
+def _fresh_buffer(shape: tuple[int, ...], pad, dtype, device, role: str, zero_border: bool) -> Tensor:
+    """A new buffer (not kept), bordered by ``pad`` along dim 2, or by ``pad = (py, px)`` along
+    dims 2 and 3; its borders zeroed if ``zero_border``."""
     buf = torch.empty(shape, dtype=dtype, device=device)
-    if zero_border and pad:
-        buf.narrow(2, 0, pad).zero_()
-        buf.narrow(2, shape[2] - pad, pad).zero_()
+    if zero_border:
+        for dim, p in enumerate(pad if isinstance(pad, tuple) else (pad,), 2):
+            if p:
+                buf.narrow(dim, 0, p).zero_()
+                buf.narrow(dim, shape[dim] - p, p).zero_()
     return buf
 
 
@@ -518,6 +581,119 @@ class _FusedAxis(torch.autograd.Function):
         else:
             gx, gw = _backward(g, x, w, xp, ctx.dim, ctx.mode, need)
         return gx, gw, None, None
+
+
+def _grid(buf: Tensor, axis: int) -> Tensor:
+    """A (B, C, Hp, Wp) buffer viewed as (B, R, Lp, S) lines along ``axis`` (2 or 3): its columns
+    (B * C, 1, Hp, Wp), or its rows (B * C, Hp, Wp, 1). ``buf`` may be a narrowed view along dim 2."""
+    B, C, Hp, Wp = buf.shape
+    return buf.view(B * C, 1, Hp, Wp) if axis == 2 else buf.view(B * C, Hp, Wp, 1)
+
+
+def _bordered2(t: Tensor, hy: int, hx: int, mode: str, alloc, role: str = "x") -> Tensor:
+    """``t`` (B, C, H, W) copied into a buffer (B, C, H + 2hy, W + 2hx) from ``alloc``, extended by
+    ``mode`` in both axes: along the rows of the interior rows first, then down the whole columns
+    (which fills the corners as the product of the two extensions)."""
+    B, C, H, W = t.shape
+    zeros = MODES[mode].index is None
+    buf = alloc((B, C, H + 2 * hy, W + 2 * hx), (hy, hx), t.dtype, t.device, role, zeros)
+    buf.narrow(2, hy, H).narrow(3, hx, W).copy_(t)
+    if not zeros:
+        _fill_border(_grid(buf.narrow(2, hy, H), 3), W, hx, mode)
+        _fill_border(_grid(buf, 2), H, hy, mode)
+    return buf
+
+
+def _fold2(gp: Tensor, H: int, W: int, hy: int, hx: int, mode: str) -> Tensor:
+    """The gradient ``gp`` (B, C, H + 2hy, W + 2hx) of a buffer from :func:`_bordered2` summed
+    onto the interior it was filled from (the adjoint of the two fills, in reverse order), in
+    place; returns the interior (B, C, H, W), contiguous."""
+    cols = _grid(gp, 2)
+    _add_border(cols.narrow(2, hy, H), (cols.narrow(2, 0, hy), cols.narrow(2, hy + H, hy)), H, hy, mode)
+    rows = _grid(gp.narrow(2, hy, H), 3)
+    _add_border(rows.narrow(2, hx, W), (rows.narrow(2, 0, hx), rows.narrow(2, hx + W, hx)), W, hx, mode)
+    return gp.narrow(2, hy, H).narrow(3, hx, W).contiguous()
+
+
+def _tap_total(partial: Tensor, w: Tensor) -> Tensor:
+    """Partial tap sums (B, C, ., ., k) summed to ``w``'s shape, (k,) or (C, k)."""
+    k = w.shape[-1]
+    return partial.reshape(-1, k).sum(0) if w.dim() == 1 else partial.sum((0, 2, 3))
+
+
+def _sep_forward(x: Tensor, wy: Tensor, wx: Tensor, mode: str, xp: Tensor | None = None, keep: bool = False):
+    """The compiled separable correlation, no autograd: ``x`` (B, C, H, W), ``wy`` (ky,) or (C, ky)
+    and ``wx`` likewise, folded; reads ``x`` through ``xp`` if given (bordered already by
+    :func:`_bordered2`), else through a kept buffer. Returns ``(t, y)`` if ``keep``, else ``(y,)``."""
+    ky, kx = wy.shape[-1], wx.shape[-1]
+    wy, wx = wy.detach().contiguous(), wx.detach().contiguous()
+    with torch.no_grad():
+        if xp is None:
+            xp = _bordered2(x, (ky - 1) // 2, (kx - 1) // 2, mode, _buffer)
+        return _run("sep", (ky, kx), keep, (wy.dim() == 2, wx.dim() == 2), xp, wy, wx)
+
+
+def _sep_backward(g, x, wy, wx, xp, t, mode: str, need: tuple[bool, bool, bool]):
+    """The compiled gradients of :func:`_sep_forward`, no graph: ``gx`` like ``x``, ``gwy`` like
+    ``wy``, ``gwx`` like ``wx``, or None where ``need`` says no (``xp`` and ``t``, saved by the
+    forward pass, are needed for the tap gradients)."""
+    ky, kx = wy.shape[-1], wx.shape[-1]
+    hy, hx = (ky - 1) // 2, (kx - 1) // 2
+    H, W = x.shape[-2:]
+    # the gradient of the bordered rows and columns is needed for the input gradient's borders,
+    # and that of the bordered rows of t for wx's taps, where the borders are not zeros
+    border = MODES[mode].index is not None
+    full = need[0] and border
+    wy, wx = wy.detach().contiguous(), wx.detach().contiguous()
+    with torch.no_grad():
+        gp = _bordered2(g, hy * (1 + (full or border and need[2])), hx * (1 + full), "zeros", _buffer, "g")
+        if t is None:  # only the input gradient: the loop does not read them
+            xp = t = g.new_empty(1, 1, H + 2 * hy, W)
+        out = list(_run("sep_back", (ky, kx), need, (wy.dim() == 2, wx.dim() == 2), gp, xp, t, wy, wx))
+        gx = gwy = gwx = None
+        if need[0]:
+            gx = out.pop(0)
+            if full:
+                gx = _fold2(gx, H, W, hy, hx, mode)
+        if need[1]:
+            gwy = _tap_total(out.pop(0), wy)
+        if need[2]:
+            gwx = _tap_total(out.pop(0), wx)
+    return gx, gwy, gwx
+
+
+class _FusedSep(torch.autograd.Function):
+    """:func:`_sep_forward` with its gradients in ``x`` (B, C, H, W), ``wy`` and ``wx``.
+
+    When a kernel needs a gradient, the forward pass borders ``x`` into a new tensor and keeps
+    the row pass ``t``: the tap gradients read them. Double backward: the plain operations."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, wy: Tensor, wx: Tensor, mode: str) -> Tensor:
+        ctx.mode = mode
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            xp = _bordered2(x, (wy.shape[-1] - 1) // 2, (wx.shape[-1] - 1) // 2, mode, _fresh_buffer)
+            t, y = _sep_forward(x, wy, wx, mode, xp, keep=True)
+        else:
+            xp = t = None
+            (y,) = _sep_forward(x, wy, wx, mode)
+        ctx.save_for_backward(x, wy, wx, xp, t)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, wy, wx, xp, t = ctx.saved_tensors
+        need = tuple(ctx.needs_input_grad[:3])
+        mode = ctx.mode
+        if torch.is_grad_enabled():  # a graph is being built: plain operations, axis by axis
+            rows = _plain(x, wx, 3, mode)
+            gt, gwy = _plain_backward(g, rows, wy, 2, mode, need[0] or need[2], need[1])
+            gx = gwx = None
+            if gt is not None:
+                gx, gwx = _plain_backward(gt, x, wx, 3, mode, need[0], need[2])
+            return gx, gwy, gwx, None
+        gx, gwy, gwx = _sep_backward(g.contiguous(), x, wy, wx, xp, t, mode, need)
+        return gx, gwy, gwx, None
 
 
 # ----------------------------------------------------------------------------- public
@@ -562,11 +738,18 @@ def fused_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str) -> Tensor:
     """Correlate ``x`` (B, C, H, W) with ``wx`` along the rows (dim -1), then with ``wy`` down the
     columns (dim -2); ``wy``, ``wx`` (ky,) / (kx,) or (C, ky) / (C, kx). Differentiable in all three.
 
-    Two :func:`fused_axis` passes, the second reading the first's output through its own
-    bordered buffer. (Writing the first pass straight into that buffer from the compiled loop
-    measured no faster: inductor computes the result, then copies it into the buffer's slice.)
+    Both axes run in one compiled graph (:func:`_sep_loop`) over one buffer bordered in both
+    axes: the row pass covers the bordered rows too, so the column pass reads it directly, with
+    no second copy. Kernels of one tap, inputs with no elements, and calls that must not run
+    compiled code take two :func:`fused_axis` passes.
 
     Returns:
         A tensor of shape ``(B, C, H, W)``.
     """
-    return fused_axis(fused_axis(x, wx, -1, mode), wy, -2, mode)
+    fy, hy = _prepare(x, wy, 2, mode)
+    fx, hx = _prepare(x, wx, 3, mode)
+    if x.dim() != 4 or hy == 0 or not _compiled_ok(x, fx, hx):
+        return fused_axis(fused_axis(x, wx, -1, mode), wy, -2, mode)
+    if torch.is_grad_enabled() and (x.requires_grad or fy.requires_grad or fx.requires_grad):
+        return _FusedSep.apply(x, fy, fx, mode)
+    return _sep_forward(x, fy, fx, mode)[0]
