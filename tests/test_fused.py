@@ -299,3 +299,19 @@ def test_inside_a_users_torch_compile(compiled):
     expected = torch.autograd.grad(_conv.correlate_axis(x, w, -1, "reflect", "direct"), (x, w), g)
     for a, b in zip(got_grads, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+def test_small_kernels_inline_the_row_pass_bit_for_bit(compiled):
+    """Without a gradient, kernels of at most ``INLINE_MAX_TAPS`` taps recompute each output's row
+    sums instead of storing the row pass: the same operations in the same order, so the output
+    equals the stored-row-pass path (taken when the tap gradients need the row pass) bit for bit."""
+    torch.manual_seed(14)
+    x = torch.randn(2, 3, 9, 10, dtype=f64)
+    for wy, wx in zip(kernels(3, 3, seed=14), kernels(5, 3, seed=15), strict=True):
+        assert wy.shape[-1] * wx.shape[-1] <= _fused.INLINE_MAX_TAPS
+        (inline,) = _fused._sep_forward(x, wy, wx, "reflect")
+        xp = _fused._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
+        _, stored = _fused._sep_forward(x, wy, wx, "reflect", xp, keep=True)
+        assert torch.equal(inline, stored)
+        expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, "reflect")), wy, -2, "reflect")
+        np.testing.assert_allclose(inline.numpy(), expected, rtol=0, atol=1e-12)
