@@ -17,7 +17,7 @@ NB_HALF_1 := $(foreach i,1 3 5 7 9 11 13 15 17 19 21 23 25 27 29 31,$(word $(i),
 NB_HALF_2 := $(filter-out $(NB_HALF_1),$(NOTEBOOKS))
 WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
 
-.PHONY: install test checks test-lib test-notebooks test-notebooks-other-kernels test-standalone \
+.PHONY: install test checks site-checks test-lib test-notebooks test-notebooks-other-kernels test-standalone \
 	nbval-1 nbval-2 nbval-other-1 nbval-other-2 book book-check site-test lab lab-test lint bench execute clean
 
 install: $(STAMP)
@@ -38,13 +38,21 @@ $(STAMP): requirements.txt requirements-cffconvert.txt pyproject.toml tools/acti
 ## CPU's kernels and with other kernels), chapters run alone in a clean environment, a clean
 ## book build with warnings as errors, and the browser checks of the site and of a chapter in
 ## JupyterLab.
-test: lint checks book-check site-test lab-test
+test: lint checks
 
-## make checks: the library tests, both nbval passes (each in two halves of the notebooks) and the
-## standalone chapters, two jobs at a time, longest first (each runs on one thread; output kept apart).
+## make checks: the library tests, both nbval passes (each in two halves of the notebooks), the
+## standalone chapters and the site checks (clean book build, then the browser checks), two jobs at
+## a time, longest first (output kept apart). The site checks run beside the notebook passes rather
+## than after them: they leave a core mostly idle, which the other jobs fill.
 checks: install
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-lib nbval-other-1 nbval-other-2 \
-		nbval-1 nbval-2 test-standalone
+		site-checks nbval-2 nbval-1 test-standalone
+
+# one job: the book built from scratch, then the checks that read it, in this order
+site-checks: install
+	$(MAKE) --no-print-directory book-check
+	$(MAKE) --no-print-directory site-test
+	$(MAKE) --no-print-directory lab-test
 
 test-lib: install
 	$(PY) -m pytest -q
