@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _auto, _export, _fused, _ops
+from . import _auto, _export, _fused, _fused2d, _ops
 from ._autograd import apply, eager_twin, traced, will_backward
 from ._band import _BandCorr, band_correlate_unfolded
 from ._dense import DENSE_MAX_LENGTH, axis_matrix, dense_axis, dense_separable
@@ -231,7 +231,7 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str | BoundaryM
     if ey == ex == "dense":
         return _dense_separable(x, wy, wx, mode)
     if ey == ex == "fused":
-        return _fused.fused_separable(x, wy, wx, mode.name)
+        return _fused2d.fused_separable(x, wy, wx, mode.name)
     if ey == ex == "fft":
         return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, "fft")
     return _run_axis(_run_axis(x, wx, -1, mode, ex), wy, -2, mode, ey)

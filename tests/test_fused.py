@@ -1,4 +1,5 @@
-"""The ``'fused'`` engine (:mod:`sigma._fused`): compiled per-axis loops over reused bordered buffers.
+"""The ``'fused'`` engine (:mod:`sigma._fused`, :mod:`sigma._fused2d`): compiled loops over reused
+bordered buffers.
 
 Its correlations are checked against ``scipy.ndimage.correlate1d`` (through the independent mode
 table of :mod:`reference`) in float64, kernels wider than the axis against the eager shifted
@@ -18,7 +19,7 @@ import scipy.ndimage as ndi
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from sigma import _conv, _fused
+from sigma import _conv, _fused, _fused2d
 
 f64 = torch.float64
 MODES = ref.PADDING_MODES
@@ -99,7 +100,7 @@ def test_separable_matches_scipy(compiled, mode):
         x = torch.randn(shape, dtype=f64)
         for wy, wx in zip(kernels(7, 3, seed=2), kernels(3, 3, seed=3), strict=True):
             expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, mode)), wy, -2, mode)
-            got = _fused.fused_separable(x, wy, wx, mode)
+            got = _fused2d.fused_separable(x, wy, wx, mode)
             np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
 
 
@@ -114,7 +115,7 @@ def test_separable_gradients_match_shifted_sums(compiled, mode):
     for need in ((True, True, True), (True, False, False), (False, True, True)):
         args = [t.clone().requires_grad_(n) for t, n in zip((x0, wy0, wx0), need, strict=True)]
         wanted = [a for a in args if a.requires_grad]
-        got = torch.autograd.grad(_fused.fused_separable(*args, mode), wanted, g)
+        got = torch.autograd.grad(_fused2d.fused_separable(*args, mode), wanted, g)
         expected = torch.autograd.grad(_conv.correlate_separable(*args, mode, "direct"), wanted, g)
         for a, b in zip(got, expected, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
@@ -129,7 +130,7 @@ def test_separable_gradcheck(compiled, mode):
     wx = torch.randn(3, dtype=f64, requires_grad=True)
 
     def f(x, wy, wx):
-        return _fused.fused_separable(x, wy, wx, mode)
+        return _fused2d.fused_separable(x, wy, wx, mode)
 
     assert gradcheck(f, (x, wy, wx), **OPTS)
     assert gradgradcheck(f, (x, wy, wx), **OPTS)
@@ -308,10 +309,10 @@ def test_small_kernels_inline_the_row_pass_bit_for_bit(compiled):
     torch.manual_seed(14)
     x = torch.randn(2, 3, 9, 10, dtype=f64)
     for wy, wx in zip(kernels(3, 3, seed=14), kernels(5, 3, seed=15), strict=True):
-        assert wy.shape[-1] * wx.shape[-1] <= _fused.INLINE_MAX_TAPS
-        (inline,) = _fused._sep_forward(x, wy, wx, "reflect")
-        xp = _fused._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
-        _, stored = _fused._sep_forward(x, wy, wx, "reflect", xp, keep=True)
+        assert wy.shape[-1] * wx.shape[-1] <= _fused2d.INLINE_MAX_TAPS
+        (inline,) = _fused2d._sep_forward(x, wy, wx, "reflect")
+        xp = _fused2d._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
+        _, stored = _fused2d._sep_forward(x, wy, wx, "reflect", xp, keep=True)
         assert torch.equal(inline, stored)
         expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, "reflect")), wy, -2, "reflect")
         np.testing.assert_allclose(inline.numpy(), expected, rtol=0, atol=1e-12)
