@@ -501,12 +501,20 @@ def _backward(
             if not zeros:
                 _add_border(gx, (out[1].narrow(2, 0, h), out[1].narrow(2, h, h)), L, h, mode)
             gx = gx.view(x.shape)
-        if need[1]:  # partial (B, R, ., ., k): sum over everything but the taps (and channels)
-            if w.dim() == 1:
-                gw = partial.reshape(-1, k).sum(0)
-            else:
-                gw = partial.sum((0, 2, 3)).view(w.shape[0], -1, k).sum(1)
+        if need[1]:
+            gw = _tap_total(partial, w)
     return gx, gw
+
+
+def _tap_total(partial: Tensor, w: Tensor) -> Tensor:
+    """Partial tap sums (B, R, ., ., k) summed over everything but the taps (and the channels):
+    ``w``'s shape, (k,) or (C, k) (the R rows of a per-channel kernel being C groups of lines)."""
+    k = w.shape[-1]
+    return (
+        partial.reshape(-1, k).sum(0)
+        if w.dim() == 1
+        else partial.sum((0, 2, 3)).view(w.shape[0], -1, k).sum(1)
+    )
 
 
 def _fresh_buffer(shape: tuple[int, ...], pad, dtype, device, role: str, zero_border: bool) -> Tensor:

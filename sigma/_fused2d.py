@@ -35,6 +35,7 @@ from ._fused import (
     _row_tap,
     _run,
     _tap_sums,
+    _tap_total,
     fused_axis,
 )
 from ._padding import MODES
@@ -159,12 +160,6 @@ def _fold2(gp: Tensor, H: int, W: int, hy: int, hx: int, mode: str) -> Tensor:
     return gp.narrow(2, hy, H).narrow(3, hx, W).contiguous()
 
 
-def _tap_total(partial: Tensor, w: Tensor) -> Tensor:
-    """Partial tap sums (B, C, ., ., k) summed to ``w``'s shape, (k,) or (C, k)."""
-    k = w.shape[-1]
-    return partial.reshape(-1, k).sum(0) if w.dim() == 1 else partial.sum((0, 2, 3))
-
-
 def _sep_forward(x: Tensor, wy: Tensor, wx: Tensor, mode: str, xp: Tensor | None = None, keep: bool = False):
     """The compiled separable correlation, no autograd: ``x`` (B, C, H, W), ``wy`` (ky,) or (C, ky)
     and ``wx`` likewise, folded; reads ``x`` through ``xp`` if given (bordered already by
@@ -236,7 +231,7 @@ class _FusedSep(torch.autograd.Function):
             if gt is not None:
                 gx, gwx = _plain_backward(gt, x, wx, 3, mode, need[0], need[2])
             return gx, gwy, gwx, None
-        gx, gwy, gwx = _sep_backward(g.contiguous(), x, wy, wx, xp, t, mode, need)
+        gx, gwy, gwx = _sep_backward(g, x, wy, wx, xp, t, mode, need)
         return gx, gwy, gwx, None
 
 
