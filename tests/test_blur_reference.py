@@ -20,13 +20,11 @@ from sigma._checks import METHODS
 
 MODES = ref.PADDING_MODES
 ALL_METHODS = sorted(METHODS)
-#: random configurations per test beyond the tiny shapes: fewer for 'fused', which compiles once
-#: per kernel size (test_fused.py checks its engine against SciPy in every mode on its own)
-RANDOM_CONFIGS = {"fused": 1}
-#: the methods a dense (full-covariance) kernel takes (the fused loops run separable kernels only),
-#: and the eager methods the checks beyond the per-mode SciPy ones sweep: 'fused' compiles once per
-#: kernel size, and its float32, erf and layout cases are covered in test_fused.py
-DENSE_METHODS = [m for m in ALL_METHODS if m != "fused"]
+#: the methods checked here, all but 'fused': its engine compiles once per kernel size, so it is
+#: checked against SciPy in every mode and layout (tiny inputs, kernels wider than the input,
+#: float32) on a few kernel sizes in test_fused.py, and through the public blurs against 'direct'
+#: in every mode in test_auto.py
+EAGER_METHODS = [m for m in ALL_METHODS if m != "fused"]
 TIGHT = 1e-12  # float64, against SciPy
 F32 = 1e-5  # float32, absolute, on unit-variance inputs
 
@@ -83,12 +81,12 @@ def _check(out: torch.Tensor, expected: np.ndarray, tol: float, what: str) -> No
 # ----------------------------------------------------------------------------- blur1d
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_blur1d_matches_scipy(padding_mode, method, device):
     rng = np.random.default_rng(1)
     seed = 10 * MODES.index(padding_mode) + ALL_METHODS.index(method)
-    for shape, s, sd in _configs_1d(seed, RANDOM_CONFIGS.get(method, 5)):
+    for shape, s, sd in _configs_1d(seed, 5):
         x = _x(shape, rng)
         out = sigma.blur1d(
             torch.from_numpy(x).to(device),
@@ -118,10 +116,10 @@ def test_blur1d_kernel_wider_than_input_in_every_mode():
 # ----------------------------------------------------------------------------- 2D separable
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_blur2d_sphere_matches_scipy(padding_mode, method, device):
-    for shape, ch, rng, sd in _configs_2d(2, RANDOM_CONFIGS.get(method, 4)):
+    for shape, ch, rng, sd in _configs_2d(2, 4):
         s = _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_sphere(
@@ -139,10 +137,10 @@ def test_blur2d_sphere_matches_scipy(padding_mode, method, device):
         )
 
 
-@pytest.mark.parametrize("method", ALL_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_blur2d_diag_matches_scipy(padding_mode, method, device):
-    for shape, ch, rng, sd in _configs_2d(3, RANDOM_CONFIGS.get(method, 4)):
+    for shape, ch, rng, sd in _configs_2d(3, 4):
         sy, sx = _sigma(rng, ch), _sigma(rng, ch)
         x = _x(shape, rng)
         out = sigma.blur2d_diag(
@@ -176,7 +174,7 @@ def test_blur2d_sphere_equals_diag_with_equal_sigmas():
 # ----------------------------------------------------------------------------- full covariance
 
 
-@pytest.mark.parametrize("method", DENSE_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_blur2d_full_matches_dense_reference(padding_mode, method, device):
     for shape, ch, rng, sd in _configs_2d(4, n=3):
@@ -212,7 +210,7 @@ def test_blur2d_full_with_diagonal_cov_equals_diag_blur_on_the_same_box(padding_
 # ----------------------------------------------------------------------------- float32
 
 
-@pytest.mark.parametrize("method", DENSE_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_float32_matches_reference(padding_mode, method):
     rng = np.random.default_rng(7)
@@ -250,8 +248,6 @@ def test_float32_matches_reference(padding_mode, method):
             method=method,
         )
         _check(out, ref.blur2d_diag(x, sy, sx, sd, padding_mode=padding_mode), F32, f"diag shape={shape}")
-        if method not in DENSE_METHODS:
-            continue
         cov = ref.random_cov(rng2)
         out = sigma.blur2d_full(
             xt, torch.from_numpy(cov).float(), sd, padding_mode=padding_mode, method=method
@@ -265,7 +261,7 @@ def test_float32_matches_reference(padding_mode, method):
 # ----------------------------------------------------------------------------- erf kernel
 
 
-@pytest.mark.parametrize("method", DENSE_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_erf_blurs_match_correlate1d(padding_mode, method):
     rng = np.random.default_rng(11)
@@ -318,7 +314,7 @@ def test_erf_blurs_match_correlate1d(padding_mode, method):
 # ----------------------------------------------------------------------------- difference of Gaussians
 
 
-@pytest.mark.parametrize("method", DENSE_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 @pytest.mark.parametrize("padding_mode", MODES)
 def test_dog_equals_difference_of_scipy_blurs_on_shared_support(padding_mode, method):
     rng = np.random.default_rng(17)
@@ -372,7 +368,7 @@ def test_dog_of_constant_is_zero_away_from_zero_padding():
 # ----------------------------------------------------------------------------- memory layout
 
 
-@pytest.mark.parametrize("method", DENSE_METHODS)
+@pytest.mark.parametrize("method", EAGER_METHODS)
 def test_memory_layout_does_not_change_the_result(method):
     x = torch.randn(3, 2, 9, 11, dtype=torch.float64)
     views = {
@@ -389,8 +385,6 @@ def test_memory_layout_does_not_change_the_result(method):
             "sphere": lambda t, m=padding_mode: sigma.blur2d_sphere(t, s, 2, padding_mode=m, method=method),
             "full": lambda t, m=padding_mode: sigma.blur2d_full(t, cov, 2, padding_mode=m, method=method),
         }
-        if method not in DENSE_METHODS:
-            del blurs["full"]
         for name, blur in blurs.items():
             expected = blur(x)
             for layout, v in views.items():

@@ -91,22 +91,15 @@ def test_eager_forward_backward(name):
 
 
 @names
-def test_compile_default_follows_new_sizes(name):
-    torch._dynamo.reset()
-    m = _make(name)
-    compiled = torch.compile(m)
-    for size in (32, 40):  # the second size recompiles with symbolic sizes
-        x = LAYERS[name].x(size=size)
-        _assert_close(_fwd_bwd(compiled, x), _fwd_bwd(m, x))
-
-
-@names
-def test_compile_fullgraph_with_radius(name):
+def test_compile_fullgraph_follows_new_sizes(name):
+    """torch.compile's defaults with ``fullgraph=True`` (no graph break with ``radius=``): static
+    code at the first size, one recompile with symbolic sizes at the second."""
     torch._dynamo.reset()
     m = _make(name)
     compiled = torch.compile(m, fullgraph=True)
-    x = LAYERS[name].x()
-    _assert_close(_fwd_bwd(compiled, x), _fwd_bwd(m, x))
+    for size in (32, 40):  # the second size recompiles with symbolic sizes
+        x = LAYERS[name].x(size=size)
+        _assert_close(_fwd_bwd(compiled, x), _fwd_bwd(m, x))
 
 
 @names
