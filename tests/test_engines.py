@@ -337,7 +337,8 @@ def test_compiled_full_covariance_blur_uses_the_2d_operator():
     w = torch.rand(3, 7, 5, dtype=f64)
     torch.library.opcheck(_ops.correlate_2d, (x.detach(), w))
     torch.library.opcheck(_ops.tap_grads_2d, (torch.randn_like(x), x.detach(), 7, 5, True))
-    xg, wg = x.detach().clone().requires_grad_(), w[0].clone().requires_grad_()
+    # gradgradcheck perturbs every input element: a small image, the same 7 x 5 kernel
+    xg, wg = x.detach()[:1, :, :9, :8].clone().requires_grad_(), w[0].clone().requires_grad_()
     assert gradgradcheck(_ops.correlate_2d, (xg, wg))
 
 
