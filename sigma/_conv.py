@@ -22,6 +22,10 @@ This module only dispatches. The boundary mode is resolved once, here, to a
   compiles. Separable kernels only.
 * ``'auto'``: the rule of :mod:`sigma._auto`, per axis.
 
+Kernels come one per channel, or, for one σ per sample, one per sample and channel: the blurs
+fold the samples into the channels. Where whole-axis matrices run, one σ per sample shared by its
+channels keeps one kernel pair per sample instead (:func:`correlate_pairs_per_sample`).
+
 All are differentiable in the input and the kernel (and therefore in σ) by autograd.
 """
 
@@ -34,7 +38,7 @@ from torch import Tensor
 from . import _auto, _export, _fused, _fused2d, _ops
 from ._autograd import apply, eager_twin, traced, will_backward
 from ._band import _BandCorr, band_correlate_unfolded
-from ._dense import DENSE_MAX_LENGTH, axis_matrix, dense_axis, dense_separable
+from ._dense import DENSE_MAX_LENGTH, axis_matrix, dense_axis, dense_pairs_per_sample, dense_separable
 from ._fft import fast_fft_size, fft_2d, fft_axis
 from ._padding import BoundaryMode, boundary, fold_kernel, pad_axis
 from ._shift import _ShiftCorr, _ShiftCorr2d
@@ -235,6 +239,29 @@ def correlate_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str | BoundaryM
     if ey == ex == "fft":
         return correlate2d(x, wy.unsqueeze(-1) * wx.unsqueeze(-2), mode, "fft")
     return _run_axis(_run_axis(x, wx, -1, mode, ex), wy, -2, mode, ey)
+
+
+def correlate_pairs_per_sample(
+    x: Tensor, wy: list[Tensor], wx: list[Tensor], pairs: list[tuple[int, int]], mode: str, method: str
+) -> Tensor | None:
+    """Separable correlations of ``x`` (B, C, H, W) with one kernel pair per sample, shared by its
+    channels (``wy[i]``, ``wx[j]`` of shape (B, k)), for each ``(i, j)`` of ``pairs``: (B, C, P, H, W)
+    by per-sample whole-axis matrices (:func:`sigma._dense.dense_pairs_per_sample`) where ``method``
+    runs whole-axis matrices (``'matmul'`` on short axes, or ``'auto'``'s choice), else None: the
+    caller then folds the samples into the channels for the other engines. Also None while
+    ``torch.compile`` traces or a model is exported (those paths have their own operators)."""
+    if _ops.use_ops() or _export.exporting():
+        return None
+    H, W = x.shape[-2:]
+    if method == "auto":
+        hy, hx = (max(w.shape[-1] for w in wy) - 1) // 2, (max(w.shape[-1] for w in wx) - 1) // 2
+        grad = will_backward(x, *wy, *wx)
+        engines = _auto.separable_engines(hy, hx, (H, W), x.numel(), mode, grad, x.device, _fused_allowed(x))
+        if engines != ("dense", "dense"):
+            return None
+    elif method != "matmul" or max(H, W) > DENSE_MAX_LENGTH:
+        return None
+    return dense_pairs_per_sample(x, wy, wx, pairs, boundary(mode))
 
 
 def correlate2d(x: Tensor, w: Tensor, mode: str | BoundaryMode, method: str) -> Tensor:

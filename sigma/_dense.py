@@ -92,3 +92,28 @@ def dense_separable(x: Tensor, wy: Tensor, wx: Tensor, mode: str | BoundaryMode)
     same = wx is wy and x.shape[-1] == x.shape[-2]  # an isotropic blur of a square image
     ax = ay if same else axis_matrix(wx.to(x.dtype), x.shape[-1], mode)
     return ay @ x @ ax.transpose(-1, -2)
+
+
+def dense_pairs_per_sample(
+    x: Tensor, wy: list[Tensor], wx: list[Tensor], pairs: list[tuple[int, int]], mode: str | BoundaryMode
+) -> Tensor:
+    """Separable correlations of ``x`` (B, C, H, W) with one kernel pair per *sample*, shared by
+    its channels: for each ``(i, j)`` of ``pairs``, ``A_y[i] x A_x[j]^T`` with the matrices of
+    ``wy[i]`` and ``wx[j]``, each of shape (B, k). Returns (B, C, P, H, W), P = ``len(pairs)``.
+
+    Folding the samples into the channels (one matrix per sample *and* channel) would build ``C``
+    copies of each matrix and multiply ``B * C`` tiny ones. Here each sample's matrices multiply
+    all its channels at once: along the columns one product ``(C * H, W) @ (W, n_x * W)`` per
+    sample for every ``wx`` together, down the rows one ``(H, H) @ (H, C * W)`` per pair. Measured
+    on a 2-core AMD EPYC (one thread, float64), a training step of the scale chapter's N-jet
+    network (24 x 24 digits, 50 per batch, 1 to 16 channels) takes 180-190 ms against 300-320
+    folded.
+    """
+    B, C, H, W = x.shape
+    nx = max(j for _, j in pairs) + 1
+    ax = torch.cat([axis_matrix(w.to(x.dtype), W, mode).transpose(1, 2) for w in wx[:nx]], 2)
+    t = torch.bmm(x.reshape(B, C * H, W), ax)  # (B, C * H, nx * W)
+    # down the rows: (B, H, nx * C * W), each kernel's C * W columns one slice (views, no copy)
+    cols = t.view(B, C, H, nx, W).permute(0, 2, 3, 1, 4).reshape(B, H, nx * C * W).split(C * W, 2)
+    ay = {i: axis_matrix(wy[i].to(x.dtype), H, mode) for i in sorted({i for i, _ in pairs})}
+    return torch.stack([torch.bmm(ay[i], cols[j]).view(B, H, C, W).transpose(1, 2) for i, j in pairs], 2)

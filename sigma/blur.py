@@ -51,7 +51,7 @@ from ._checks import (
     resolve_support,
     scale_arg,
 )
-from ._conv import correlate2d, correlate_axis, correlate_separable
+from ._conv import correlate2d, correlate_axis, correlate_pairs_per_sample, correlate_separable
 from .kernels import _gauss1d, _gauss2d_full
 
 __all__ = ["blur1d", "blur2d_sphere", "blur2d_diag", "blur2d_full", "dog1d", "dog2d"]
@@ -111,6 +111,28 @@ def _identity(y: Tensor) -> Tensor:
     return y
 
 
+def _fold_kernels(x: Tensor, ws: list[Tensor]) -> tuple[Tensor, list[Tensor], Callable]:
+    """``x`` (B, C, ...) as (1, B * C, ...) and per-sample kernels (B, k) as (B * C, k), the
+    per-channel layout of the engines (a kernel passed twice stays one object). Returns
+    ``(x, kernels, unfold)``."""
+    B, C = x.shape[:2]
+    shape, folded = x.shape, {}
+    for w in ws:
+        if id(w) not in folded:
+            folded[id(w)] = w.unsqueeze(1).expand(B, C, w.shape[-1]).reshape(B * C, w.shape[-1])
+    return x.reshape(1, B * C, *shape[2:]), [folded[id(w)] for w in ws], lambda y: y.reshape(shape)
+
+
+def _sample_scales(x: Tensor, scales: list[Tensor]) -> list[Tensor] | None:
+    """The scales as ``(B,)``, one per sample, where every one is ``(B, 1)`` (per sample, shared
+    by the channels) for a batch of ``B > 1``; else None. Such kernels can stay one per sample
+    (:func:`sigma._conv.correlate_pairs_per_sample`) instead of one per sample and channel."""
+    B = x.shape[0]
+    if B > 1 and x.dim() == 4 and all(s.dim() == 2 and s.shape == (B, 1) for s in scales):
+        return [s.squeeze(1) for s in scales]
+    return None
+
+
 # ----------------------------------------------------------------------------- builders
 
 
@@ -126,13 +148,22 @@ def _blur2d_sep(x: Tensor, sy: Tensor, sx: Tensor, sup: Support, o: BlurOptions)
     """Unchecked separable 2D blur (``blur2d_sphere`` passes the same σ twice);
     ``o.order = (order_y, order_x)``, ``sup.h = (h_y, h_x)``."""
     (hy, hx), order, same = sup.h, o.order, sy is sx
-    x, scales, unfold = _per_sample(x, [sy] if same else [sy, sx])
+    per_sample = _sample_scales(x, [sy] if same else [sy, sx])
+    if per_sample is not None:  # one kernel pair per sample, shared by its channels
+        scales, unfold = per_sample, _identity
+    else:
+        x, scales, unfold = _per_sample(x, [sy] if same else [sy, sx])
     sy, sx = (scales[0], scales[0]) if same else scales
     wy = _gauss1d(sy, hy, o.kernel, sup.own, order=order[0], gamma=o.gamma)
     if same and hx == hy and order[0] == order[1]:
         wx = wy
     else:
         wx = _gauss1d(sx, hx, o.kernel, sup.own, order=order[1], gamma=o.gamma)
+    if per_sample is not None:
+        y = correlate_pairs_per_sample(x, [wy], [wx], [(0, 0)], o.padding_mode, o.method)
+        if y is not None:
+            return y.squeeze(2)
+        x, (wy, wx), unfold = _fold_kernels(x, [wy, wx])
     return unfold(correlate_separable(x, wy, wx, o.padding_mode, o.method))
 
 

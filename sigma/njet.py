@@ -29,7 +29,7 @@ from ._checks import (
     check_int,
     resolve_support,
 )
-from ._conv import correlate_axis
+from ._conv import correlate_axis, correlate_pairs_per_sample
 from ._padding import pad_axis
 from .kernels import _gauss1d
 from .modules import _check_scale, _cpu_init, _empty_batch, _like_conv, _Optioned, _restore, _scaled, _tops
@@ -64,8 +64,18 @@ def _njet(x: Tensor, s: Tensor, sup: Support, o: BlurOptions, jet_major: bool = 
     """Unchecked N-jet of ``x`` (B, C, H, W) up to ``o.order``: ``(B, C * J, H, W)`` in :func:`jet_orders`
     order (channel ``c * J + j``; ``jet_major``: ``j * C + c``, a concatenation instead of a view)."""
     B, C, H, W = x.shape
-    x, (s,), unfold = _blur._per_sample(x, [s])
-    orders, (wy, wx) = jet_orders(o.order), _jet_taps(s, sup, o)
+    orders = jet_orders(o.order)
+    per_sample = _blur._sample_scales(x, [s])
+    if per_sample is not None:  # one σ per sample: its kernels shared by its channels
+        wy, wx = _jet_taps(per_sample[0], sup, o)
+        y = correlate_pairs_per_sample(x, wy, wx, orders, o.padding_mode, o.method)  # (B, C, J, H, W)
+        if y is not None:
+            return y.transpose(1, 2).reshape(B, len(orders) * C, H, W) if jet_major else y.view(B, -1, H, W)
+        x, folded, unfold = _blur._fold_kernels(x, wy + wx)
+        wy, wx = folded[: len(wy)], folded[len(wy) :]
+    else:
+        x, (s,), unfold = _blur._per_sample(x, [s])
+        wy, wx = _jet_taps(s, sup, o)
     along_x = [correlate_axis(x, w, -1, o.padding_mode, o.method) for w in wx]
     out = [unfold(correlate_axis(along_x[ox], wy[oy], -2, o.padding_mode, o.method)) for oy, ox in orders]
     if jet_major:
