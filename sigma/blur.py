@@ -178,7 +178,11 @@ def _dog(x: Tensor, sc: Tensor, ss: Tensor, sup: Support, o: BlurOptions) -> Ten
     """Unchecked DoG on 1 or 2 axes: ``sup.h`` the half-size per axis (shared by both
     Gaussians); with ``sup.own``, the pair of each channel/sample is cut at the larger of its
     two own half-sizes."""
-    x, (sc, ss), unfold = _per_sample(x, [sc, ss])
+    per_sample = _sample_scales(x, [sc, ss])
+    if per_sample is not None:  # one kernel pair per sample, shared by its channels
+        (sc, ss), unfold = per_sample, _identity
+    else:
+        x, (sc, ss), unfold = _per_sample(x, [sc, ss])
     r = own_radii(sup.own, sc, ss)
     if r is not None:
         sc, ss = torch.broadcast_tensors(sc, ss)
@@ -187,6 +191,11 @@ def _dog(x: Tensor, sc: Tensor, ss: Tensor, sup: Support, o: BlurOptions) -> Ten
         gc, gs = ws[0]
         return unfold(correlate_axis(x, gc - gs, -1, o.padding_mode, o.method))
     (gcy, gsy), (gcx, gsx) = ws
+    if per_sample is not None:
+        y = correlate_pairs_per_sample(x, [gcy, gsy], [gcx, gsx], [(0, 0), (1, 1)], o.padding_mode, o.method)
+        if y is not None:
+            return y[:, :, 0] - y[:, :, 1]
+        x, (gcy, gsy, gcx, gsx), unfold = _fold_kernels(x, [gcy, gsy, gcx, gsx])
     yc = correlate_separable(x, gcy, gcx, o.padding_mode, o.method)
     return unfold(yc - correlate_separable(x, gsy, gsx, o.padding_mode, o.method))
 
