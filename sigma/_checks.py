@@ -151,15 +151,29 @@ def values_checkable(t: Tensor) -> bool:
 def read_largest(t: Tensor, name: str) -> float:
     """The largest entry of ``t`` as a float (a device-to-host read): the kernel support.
 
-    A tensor batched by ``torch.func.vmap`` cannot be read; the caller must fix the support.
+    A tensor batched by ``torch.func.vmap`` or on the meta device cannot be read; the caller
+    must fix the support (:func:`check_support_readable`).
     """
-    if is_vmapped(t):
-        raise ValueError(
-            f"{name} is batched by torch.func.vmap, so the kernel support cannot follow its value: "
-            "pass radius= to fix the support"
-        )
     support_read(name)
+    check_support_readable(t, name)
     return float(t.detach().max())
+
+
+def check_support_readable(t: Tensor, name: str) -> None:
+    """Raise a ``ValueError`` naming ``radius=`` where the kernel support cannot be read from
+    ``t``'s values: ``t`` batched by ``torch.func.vmap``, or on the meta device (no data; a model
+    run there for its output shapes). Called after :func:`sigma._export.support_read`, which
+    handles compiling and exporting (dynamo cannot trace the functorch query)."""
+    if is_vmapped(t):
+        why = "is batched by torch.func.vmap"
+    elif t.device.type == "meta":
+        why = "is on the meta device (it has no values)"
+    else:
+        return
+    raise ValueError(
+        f"{name} {why}, so the kernel support cannot follow its value: pass radius= to fix the "
+        "support, e.g. radius=sigma.kernel_radius(largest_sigma)"
+    )
 
 
 def _value_text(t: Tensor) -> str:
@@ -474,6 +488,8 @@ def check_dense(hy: int, hx: int, name: str = "cov") -> None:
 
 def diag_tops(cov: Tensor) -> tuple[float, float]:
     """The largest ``cov[..., 0, 0]`` and ``cov[..., 1, 1]``, read (where ``check_cov`` did not)."""
+    support_read("cov")
+    check_support_readable(cov, "cov")
     d = cov.detach()
     return float(d[..., 0, 0].max()), float(d[..., 1, 1].max())
 

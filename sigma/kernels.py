@@ -69,6 +69,7 @@ from ._checks import (
     diag_tops,
     own_box,
     own_radii,
+    read_largest,
     resolve_support,
     scale_arg,
 )
@@ -117,9 +118,9 @@ def kernel_radius(sigma: Tensor | float, std_devs: float = 2.0) -> int:
     return resolve_support([_top(s, top)], BlurOptions(check_positive_real(std_devs, "std_devs"))).h[0]
 
 
-def _top(s: Tensor, top: float | None):
+def _top(s: Tensor, top: float | None, name: str = "sigma"):
     """The largest σ, or (not read by :func:`sigma._checks.scale_arg`) a reader of it."""
-    return top if top is not None else lambda: float(s.detach().max())
+    return top if top is not None else lambda: read_largest(s, name)
 
 
 def _taps(h: int, like: Tensor) -> Tensor:
@@ -430,7 +431,7 @@ def gauss2d_diag(
     o = blur_options(2, std_devs, kernel=kernel, order=order, gamma=gamma)
     sy, ty = scale_arg(sigma_y, "sigma_y", dtype=dtype, device=device)
     sx, tx = scale_arg(sigma_x, "sigma_x", dtype=sy.dtype, device=sy.device)
-    sup = resolve_support([_top(sy, ty), _top(sx, tx)], o, ("sigma_y", "sigma_x"))
+    sup = resolve_support([_top(sy, ty, "sigma_y"), _top(sx, tx, "sigma_x")], o, ("sigma_y", "sigma_x"))
     gy = _gauss1d(sy, sup.h[0], o.kernel, sup.own, order=o.order[0], gamma=o.gamma)
     gx = _gauss1d(sx, sup.h[1], o.kernel, sup.own, order=o.order[1], gamma=o.gamma)
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)

@@ -36,6 +36,7 @@ from ._checks import (
     check_cov,
     check_input,
     check_radius_arg,
+    check_support_readable,
     own_box,
     own_radius,
     resolve_support,
@@ -126,6 +127,7 @@ def blur2d_local_sphere(
 def _map_top(smap: Tensor) -> float:
     """Largest σ of a map after checking every entry finite and > 0, in one host read."""
     support_read("sigma_map")
+    check_support_readable(smap, "sigma_map")
     if not values_checkable(smap):
         raise ValueError("sigma_map values cannot be read here (meta tensor or compiling): pass radius=")
     d = smap.detach()

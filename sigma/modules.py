@@ -27,6 +27,7 @@ from ._checks import (
     check_input,
     check_int,
     check_positive_real,
+    check_support_readable,
     resolve_support,
     values_checkable,
 )
@@ -42,7 +43,7 @@ def _like_conv(x: Tensor, y: Tensor) -> Tensor:
     """``y`` as :class:`torch.nn.Conv2d` would return it: in ``x``'s memory format (channels-last
     in, channels-last out) and, under autocast, in the autocast dtype (whichever engine ran)."""
     dev = y.device.type
-    if y.dtype == torch.float32 and torch.is_autocast_enabled(dev):
+    if y.dtype == torch.float32 and dev != "meta" and torch.is_autocast_enabled(dev):
         y = y.to(torch.get_autocast_dtype(dev))
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return y.contiguous(memory_format=torch.channels_last)
@@ -68,6 +69,7 @@ def _tops(t: Tensor, name: str, per_last: bool = False) -> list[float]:
     A non-finite value (a diverged parameter) raises :class:`ScaleError` naming ``name``.
     """
     support_read(name)
+    check_support_readable(t, name)
     d = t.detach().reshape(-1, t.shape[-1] if per_last else 1)
     tops = d.amax(0).tolist()
     if not all(math.isfinite(v) for v in tops):

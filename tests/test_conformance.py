@@ -1,8 +1,8 @@
 """A σ layer goes wherever a convolution goes: one matrix of every public layer x every path.
 
 Each row of ``LAYERS`` is a layer; each ``test_*`` below is a column (the path a model takes:
-compile, export, ONNX, inference mode, meta init, memory formats, empty batches, serialization,
-mixed precision). A new layer gets every column by being added to ``LAYERS``. A path a layer does
+compile, export, ONNX, inference mode, meta init and meta forward, memory formats, empty batches,
+serialization, mixed precision). A new layer gets every column by being added to ``LAYERS``. A path a layer does
 not support is a test that the user gets the documented error, never a silent failure.
 """
 
@@ -242,6 +242,25 @@ def test_meta_init_then_reset_parameters(name):
         if "log" in key or "predictor" in key:  # the scale; a predictor starts at zero weights
             assert torch.equal(a, b), key
     assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+@names
+def test_forward_on_meta_tensors(name):
+    """A model run on the meta device for its output shapes (no data): with radius= the layer
+    gives the shape and dtype it gives on the CPU; without, a ValueError naming radius= (the
+    support follows σ's value, which a meta tensor does not have)."""
+    layer = LAYERS[name]
+    with torch.device("meta"):
+        m = layer.make(radius=RADIUS)
+        x = layer.x()
+    y, expected = m(x), _make(name)(layer.x())
+    assert y.device.type == "meta" and (y.shape, y.dtype) == (expected.shape, expected.dtype)
+    if layer.fixed_support:
+        return
+    with torch.device("meta"):
+        m = layer.make(radius=None)
+    with pytest.raises(ValueError, match="meta device.*radius="):
+        m(x)
 
 
 @names

@@ -494,3 +494,30 @@ def test_fft_in_half_precision_is_refused_and_auto_avoids_it(dtype):
     torch.testing.assert_close(
         full.float(), sigma.blur2d_full(x.float(), 16 * torch.eye(2)), rtol=0, atol=2e-2
     )
+
+
+META_TAKERS = {  # (call without radius, name in the message)
+    "blur1d": (lambda x, s, **k: sigma.blur1d(x[..., 0], s, **k), "sigma"),
+    "blur2d_sphere": (lambda x, s, **k: sigma.blur2d_sphere(x, s, **k), "sigma"),
+    "blur2d_diag": (lambda x, s, **k: sigma.blur2d_diag(x, s, 2 * s, **k), "sigma_y"),
+    "blur2d_full": (lambda x, s, **k: sigma.blur2d_full(x, s * torch.eye(2, device=s.device), **k), "cov"),
+    "dog2d": (lambda x, s, **k: sigma.dog2d(x, s, 2 * s, **k), "sigma_center"),
+    "njet2d": (lambda x, s, **k: sigma.njet2d(x, s, **k), "sigma"),
+    "blur2d_local_sphere": (
+        lambda x, s, **k: sigma.blur2d_local_sphere(x, s * x.new_ones(1, 1, 8, 8), **k),
+        "sigma_map",
+    ),
+}
+
+
+@pytest.mark.parametrize("taker", META_TAKERS.values(), ids=META_TAKERS.keys())
+def test_meta_scale_needs_a_radius_and_says_so(taker):
+    # a meta tensor has no values, so the support cannot follow σ: a ValueError naming the
+    # argument and radius= (not PyTorch's "cannot call item() on meta tensors"); with radius=
+    # the blur gives the output shape it gives on the CPU
+    fn, name = taker
+    x, s = torch.randn(1, 3, 8, 8), torch.tensor(1.5)
+    with pytest.raises(ValueError, match=f"{name} is on the meta device.*radius="):
+        fn(x.to("meta"), s.to("meta"))
+    y = fn(x.to("meta"), s.to("meta"), radius=2)
+    assert y.device.type == "meta" and y.shape == fn(x, s, radius=2).shape
