@@ -47,8 +47,15 @@ def apply(cls: type, *args):
     return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
 
 
+def fake_mode_active() -> bool:
+    """Whether a ``FakeTensorMode`` is active (shape propagation, a tracer): tensors made now are
+    fake, so nothing made now may be cached for later calls."""
+    return torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None
+
+
 def traced(*tensors: Tensor) -> bool:
-    """Whether ``torch.compile`` is tracing or a ``torch.func`` transform (vmap, grad) is active.
+    """Whether ``torch.compile`` is tracing, a ``torch.func`` transform (vmap, grad) is active, or
+    a ``FakeTensorMode`` (:func:`fake_mode_active`).
 
     The banded products and the analytic backward passes write into preallocated
     outputs (``out=`` and in-place slices), which vmap cannot batch and dynamo cannot
@@ -58,7 +65,7 @@ def traced(*tensors: Tensor) -> bool:
     """
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
         return True
-    if _export.exporting():  # torch.jit.trace records plain operations only
+    if _export.exporting() or fake_mode_active():  # torch.jit.trace records plain operations only
         return True
     is_batched = torch._C._functorch.is_batchedtensor
     return any(is_batched(t) for t in tensors)

@@ -74,6 +74,7 @@ import torch
 from torch import Tensor
 
 from . import _export
+from ._autograd import fake_mode_active
 from ._padding import MODES, fold_kernel, index_map, pad_axis
 
 log = logging.getLogger("sigma")
@@ -197,7 +198,7 @@ def _plain_wanted(*tensors: Tensor) -> bool:
     model is being exported."""
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
         return True
-    if _export.exporting():
+    if _export.exporting() or fake_mode_active():  # kept buffers made now would be fake
         return True
     return any(torch._C._functorch.is_batchedtensor(t) for t in tensors)
 

@@ -194,6 +194,14 @@ class _BlurOptions(_Optioned):
                 f"but x has {x.shape[1]} channels (shape {tuple(x.shape)}); "
                 f"build it with channels={x.shape[1]} or channels=None"
             )
+        p = getattr(self, self._param_name)  # a scale given one per channel (channels=None)
+        trailing = STRUCTURES[self.structure].trailing if hasattr(self, "structure") else 0
+        if p.dim() > trailing and x.shape[1] != p.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__} has one scale per channel for {p.shape[0]} channels ({self._param_name} "
+                f"of shape {tuple(p.shape)}), but x has {x.shape[1]} channels (shape {tuple(x.shape)}); "
+                f"build it with {x.shape[1]} scales, or one for every channel"
+            )
 
     def _options_repr(self) -> str:
         s = f"std_devs={self.std_devs:g}, padding_mode={self.padding_mode!r}"
@@ -620,6 +628,12 @@ class GaussConv2d(_Layer):
             device=device,
             dtype=dtype,
         )
+        scale = getattr(self.blur, self.blur._param_name)
+        if scale.dim() > STRUCTURES[self.blur.structure].trailing and scale.shape[0] != in_channels:
+            raise ValueError(
+                f"sigma has one value per channel for {scale.shape[0]} channels, but in_channels="
+                f"{in_channels}; give {in_channels} values, or one for every channel"
+            )
         factory = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, kernel_size, kernel_size, **factory)

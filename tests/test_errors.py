@@ -521,3 +521,31 @@ def test_meta_scale_needs_a_radius_and_says_so(taker):
         fn(x.to("meta"), s.to("meta"))
     y = fn(x.to("meta"), s.to("meta"), radius=2)
     assert y.device.type == "meta" and y.shape == fn(x, s, radius=2).shape
+
+
+def test_per_channel_scale_and_input_of_other_channels():
+    # a σ given one per channel (no channels=) fixes the channel count: a ValueError naming it,
+    # not a broadcasting RuntimeError from inside the blur; GaussConv2d refuses it at construction
+    two = torch.tensor([1.0, 2.0])
+    x = torch.randn(2, 3, 12, 12)
+    with pytest.raises(ValueError, match=r"one scale per channel for 2 channels.*x has 3 channels"):
+        sigma.Blur2d(two)(x)
+    with pytest.raises(ValueError, match=r"one scale per channel for 2 channels.*x has 3 channels"):
+        sigma.Blur1d(two)(x[..., 0])
+    with pytest.raises(ValueError, match=r"for 2 channels, but in_channels=3"):
+        sigma.GaussConv2d(3, 4, 3, sigma=two)
+    assert sigma.Blur2d(two)(x[:, :2]).shape == (2, 2, 12, 12)
+    assert sigma.GaussConv2d(2, 4, 3, sigma=two)(x[:, :2]).shape == (2, 4, 12, 12)
+
+
+def test_a_run_under_fake_tensor_mode_leaves_no_fake_tensor_behind():
+    # shape propagation under FakeTensorMode builds the whole-axis matrices' 0/1 placement from
+    # fake tensors: it must not be cached, or every later real call fails on a fake constant
+    from torch._subclasses import FakeTensorMode
+
+    m, x = sigma.GaussConv2d(3, 4, 3, sigma=1.5, radius=3), torch.randn(2, 3, 20, 20)
+    expected = m(x)
+    sigma._dense._placement_cached.cache_clear()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        assert m(torch.randn(2, 3, 20, 20)).shape == (2, 4, 20, 20)
+    torch.testing.assert_close(m(x), expected, rtol=0, atol=0)
