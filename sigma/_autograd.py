@@ -65,7 +65,8 @@ def traced(*tensors: Tensor) -> bool:
     """
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
         return True
-    if _export.exporting() or fake_mode_active():  # torch.jit.trace records plain operations only
+    # torch.jit.trace records plain operations only; under a fake mode nothing may be kept
+    if _export.exporting() or fake_mode_active():
         return True
     is_batched = torch._C._functorch.is_batchedtensor
     return any(is_batched(t) for t in tensors)
