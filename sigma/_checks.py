@@ -163,7 +163,10 @@ def check_support_readable(t: Tensor, name: str) -> None:
     """Raise a ``ValueError`` naming ``radius=`` where the kernel support cannot be read from
     ``t``'s values: ``t`` batched by ``torch.func.vmap``, or on the meta device (no data; a model
     run there for its output shapes). Called after :func:`sigma._export.support_read`, which
-    handles compiling and exporting (dynamo cannot trace the functorch query)."""
+    handles compiling and exporting: while compiling (after its graph break) nothing is checked
+    here, since dynamo cannot trace the functorch query and would warn."""
+    if torch.compiler.is_compiling():
+        return
     if is_vmapped(t):
         why = "is batched by torch.func.vmap"
     elif t.device.type == "meta":

@@ -129,6 +129,23 @@ def test_compile_fullgraph_without_radius_names_it(name):
         compiled(LAYERS[name].x())
 
 
+@names
+def test_compile_without_radius_breaks_the_graph_quietly(name):
+    """Without ``radius=`` reading the support from σ is a graph break, and nothing else: the
+    support checks after it must not make dynamo warn that it cannot trace them."""
+    if LAYERS[name].fixed_support:
+        pytest.skip("always a fixed support")
+    torch._dynamo.reset()
+    torch._dynamo.utils.warn_once_cache.clear()  # dynamo warns once per message and process
+    m, x = _make(name, radius=None), LAYERS[name].x()
+    compiled = torch.compile(m, backend="aot_eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = compiled(x)
+    assert not [str(w.message)[:120] for w in caught if "Dynamo" in str(w.message)]
+    _assert_close([y], [m(x)], tol=1e-6)
+
+
 # ----------------------------------------------------------------------------- export
 
 
