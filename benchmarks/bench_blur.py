@@ -393,6 +393,18 @@ def small_cases(shape, s: float, device: torch.device, compile_backend: str | No
     if compile_backend:
         compiled = _compiled(sigma.Blur2d(s, device=device), compile_backend)
         out.append(("sigma.Blur2d[compiled]", lambda: compiled(x).sum().backward()))
+        # the same with a fixed radius= (one graph, as the README recommends for compiling), and
+        # the layer a σ layer stands in for, eager and compiled: what compiling costs any layer at
+        # this size (its fixed per-call cost), the reference for the compiled target's small rows
+        with_radius = torch.compile(sigma.Blur2d(s, radius=h, device=device), backend=compile_backend)
+        out.append(("sigma.Blur2d[compiled, radius]", lambda: with_radius(x).sum().backward()))
+        C = shape[1]
+        conv = torch.nn.Conv2d(C, C, 3, padding=1, device=device)
+        conv_compiled = torch.compile(
+            torch.nn.Conv2d(C, C, 3, padding=1, device=device), backend=compile_backend
+        )
+        out.append(("nn.Conv2d", lambda: conv(x).sum().backward()))
+        out.append(("nn.Conv2d[compiled]", lambda: conv_compiled(x).sum().backward()))
     return out
 
 

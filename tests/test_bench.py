@@ -68,7 +68,14 @@ def test_benchmark_writes_every_implementation(tiny_run):
         assert any((r["op"], r["impl"], r["sigma"]) == ("scale_space", impl, "1.0") for r in rows), impl
     small = {(r["shape"], r["impl"]) for r in rows if r["op"] == "small_input"}
     for shape in ("1x1x8x8", "1x3x32x32"):
-        for impl in ("sigma.Blur2d", "kornia.GaussianBlur2d", "sigma.Blur2d[compiled]"):
+        for impl in (
+            "sigma.Blur2d",
+            "kornia.GaussianBlur2d",
+            "sigma.Blur2d[compiled]",
+            "sigma.Blur2d[compiled, radius]",
+            "nn.Conv2d",
+            "nn.Conv2d[compiled]",
+        ):
             assert (shape, impl) in small
     for op in ("module_sphere", "module_full"):
         assert {(op, "eager"), (op, "compiled")} <= impls

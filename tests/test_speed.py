@@ -145,6 +145,23 @@ def test_compiled_vs_eager(compiled_ms, ok):
     assert any("1x1x8x8 σ=1: 2.00x" == text for _, text in t.lines)
 
 
+def test_compiled_small_rows_name_their_references():
+    """A small-input line shows what compiling does with radius= and to nn.Conv2d at that size;
+    the references inform, they do not judge."""
+    rows = [
+        row("small_input", "sigma.Blur2d", 1.0, 0.1, shape="1x1x8x8"),
+        row("small_input", "sigma.Blur2d[compiled]", 1.0, 0.2, shape="1x1x8x8"),
+        row("small_input", "sigma.Blur2d[compiled, radius]", 1.0, 0.08, shape="1x1x8x8"),
+        row("small_input", "nn.Conv2d", 1.0, 0.03, shape="1x1x8x8"),
+        row("small_input", "nn.Conv2d[compiled]", 1.0, 0.12, shape="1x1x8x8"),
+    ]
+    t = target(rows, "compiled")
+    assert t.verdict is False and t.worst == pytest.approx(0.5)
+    assert [text for _, text in t.lines] == [
+        "1x1x8x8 σ=1: 0.50x (compiled with radius= 1.25x, nn.Conv2d 3x3 0.25x)"
+    ]
+
+
 @pytest.mark.parametrize("dense_ms, ok", [(200.0, True), (50.0, False)])
 def test_dense_and_unfold_standing_targets(dense_ms, ok):
     rows = [row("blur2d_full", "dense_conv", 8.0, dense_ms), row("blur2d_full", "sigma[auto]", 8.0, 10.0)]
