@@ -15,7 +15,11 @@ most 1.2 in every cell. Run it under another CPU's kernels too (``python tools/o
 SSE4.2 move the crossovers as another CPU would, and show whether the built-in constants or only
 a tuned plan hold there.
 
-Usage: ``python benchmarks/bench_plan.py [--sigmas 0.5,1,...] [--repeats N] [--out CSV]``.
+With ``--fused``, the tuned plan is measured with ``sigma.tune(fused=True)`` (the compiled fused
+loops raced too, and picked where they win) and ``'fused'`` joins the exact methods of the separable
+structures: the regret is then against the fastest of the four, the fused loops included.
+
+Usage: ``python benchmarks/bench_plan.py [--sigmas 0.5,1,...] [--repeats N] [--fused] [--out CSV]``.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def call(structure: str, x: torch.Tensor, p: torch.Tensor, method: str) -> torch
     return sigma.blur2d_full(x, cov, method=method)
 
 
-def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dict:
+def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int, fused: bool = False) -> dict:
     """Median ms of each exact method and of auto under each plan, interleaved over rounds."""
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
     p = torch.tensor(s, requires_grad=grad)
@@ -74,6 +78,8 @@ def cell(structure: str, s: float, grad: bool, plans: dict, repeats: int) -> dic
     # a dense 2D kernel beyond σ = 4 has hundreds of taps: its shifted sums and banded rows take
     # seconds a call and lose to the FFT by far, so they are not raced there
     exact = ("fft",) if structure == "blur2d_full" and s > FULL_SPATIAL_MAX_SIGMA else EXACT
+    if fused and structure != "blur2d_full":  # the compiled loops serve the separable blurs
+        exact += ("fused",)
     fns = {m: run(m) for m in exact} | {f"auto[{n}]": run("auto", pl) for n, pl in plans.items()}
     return _median_ms(fns, repeats, budget=0.15)
 
@@ -82,6 +88,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS))
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
+    ap.add_argument("--fused", action="store_true", help="tune with fused=True and race 'fused' too")
     ap.add_argument("--out", default=None, help="CSV of every cell (default: print only)")
     args = ap.parse_args(argv)
     sigmas = [float(v) for v in args.sigmas.split(",")]
@@ -90,7 +97,7 @@ def main(argv=None) -> int:
         f"capability {torch.backends.cpu.get_cpu_capability()}"
     )
     t0 = time.perf_counter()
-    tuned = sigma.tune(store=False)
+    tuned = sigma.tune(store=False, fused=args.fused)
     _auto.use_plan(None)
     print(
         f"# tuned in {time.perf_counter() - t0:.0f} s: "
@@ -99,10 +106,11 @@ def main(argv=None) -> int:
         )
     )
     plans = {"builtin": _auto.BUILTIN, "tuned": tuned}
+    methods = EXACT + (("fused",) if args.fused else ())
     rows, worst = [], {n: 0.0 for n in plans}
     print(
         f"{'structure':14} {'mode':17} {'σ':>4} "
-        + "".join(f"{m:>9}" for m in EXACT)
+        + "".join(f"{m:>9}" for m in methods)
         + "".join(f"{'auto[' + n + ']':>15}" for n in plans)
         + "  regret builtin / tuned"
     )
@@ -110,14 +118,14 @@ def main(argv=None) -> int:
         for grad in (True, False):
             mode = "forward+backward" if grad else "forward"
             for s in sigmas:
-                t = cell(structure, s, grad, plans, args.repeats)
-                best = min(t[m] for m in EXACT if m in t)
+                t = cell(structure, s, grad, plans, args.repeats, args.fused)
+                best = min(t[m] for m in methods if m in t)
                 reg = {n: t[f"auto[{n}]"] / best for n in plans}
                 for n in plans:
                     worst[n] = max(worst[n], reg[n])
                 print(
                     f"{structure:14} {mode:17} {s:4g} "
-                    + "".join(f"{t[m]:9.2f}" if m in t else f"{'-':>9}" for m in EXACT)
+                    + "".join(f"{t[m]:9.2f}" if m in t else f"{'-':>9}" for m in methods)
                     + "".join(f"{t[f'auto[{n}]']:15.2f}" for n in plans)
                     + "  "
                     + " / ".join(f"{reg[n]:.2f}" for n in plans),
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
                         sigma=s,
                         **{
                             k: f"{t[k]:.4f}" if k in t else ""
-                            for k in (*EXACT, *(f"auto[{n}]" for n in plans))
+                            for k in (*methods, *(f"auto[{n}]" for n in plans))
                         },
                     )
                 )

@@ -24,6 +24,9 @@ from ._conv import correlate2d, correlate_axis, correlate_separable
 #: The images the crossovers are measured on: the benchmark's (8, 3, 256, 256).
 IMAGE = (8, 3, 256, 256)
 TAPS_1D = (3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
+#: longer kernels raced only with ``fused=True``: the compiled loops can stay ahead of the banded
+#: products well past the shifted sums' crossover (33 taps, σ = 8, on a 2-core AVX2 CPU)
+TAPS_FUSED = (33, 49)
 #: half-sizes for banded products against the FFT: block windows of 64 to 256 inputs
 HALF_SIZES_WINDOW = (16, 24, 32, 48, 64)
 SIDES_2D = (3, 5, 7, 9, 11, 13, 15)
@@ -108,9 +111,11 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
 
     Args:
         store: write the plan to the cache directory.
-        fused: also race the compiled fused loops (``method='fused'``) and let ``'auto'`` pick
-            them where they win. Off by default: each new kernel size then compiles on first
-            use (seconds), which a training run whose σ grows through many sizes pays each time.
+        fused: also race the compiled fused loops (``method='fused'``), up to 49 taps, and let
+            ``'auto'`` pick them up to the longest kernel where they win both forward and forward
+            + backward. The races compile each kernel size (a few minutes in all on a 2-core
+            CPU). Off by default: each new kernel size then compiles on first use (seconds),
+            which a training run whose σ grows through many sizes pays each time.
         repeats: interleaved timing rounds per race (at least 3).
         verbose: print each race.
 
@@ -135,13 +140,15 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
     x = torch.randn(IMAGE, generator=gen)
     say = print if verbose else (lambda *a, **k: None)
     fields: dict = {}
+    fused_races: list = []
     _auto.use_plan(_auto.BUILTIN)  # nothing below uses 'auto'; keep it fixed while measuring
     try:
         for grad in (False, True):
             suffix = "_grad" if grad else ""
             # shifted sums against banded products (and the fused loops), separable, per kernel size
             races = []
-            for k in TAPS_1D:
+            sizes = TAPS_1D + (TAPS_FUSED if fused else ())
+            for k in sizes:
                 w = _kernel(k)
                 engines = ("direct", "matmul") + (("fused",) if fused else ())
                 races.append(_median_ms({m: _run(_separable(x, m), x, w, grad) for m in engines}, repeats))
@@ -149,14 +156,15 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
                     f"separable k={k} grad={grad}: "
                     + ", ".join(f"{m} {v:.2f} ms" for m, v in races[-1].items())
                 )
-            direct = [t["direct"] for t in races]
-            matmul = [t["matmul"] for t in races]
+            direct = [t["direct"] for t in races[: len(TAPS_1D)]]
+            matmul = [t["matmul"] for t in races[: len(TAPS_1D)]]
             fields["direct_max_taps_1d" + suffix] = max(
                 1, _threshold(TAPS_1D, direct, matmul, B.direct_max_taps_1d)
             )
-            if fused and not grad:  # one constant for both cases: the forward's crossover
-                others = [min(a, b) for a, b in zip(direct, matmul, strict=True)]
-                fields["fused_max_taps"] = _threshold(TAPS_1D, [t["fused"] for t in races], others, 0)
+            if fused:  # the fused loops against the faster eager engine, per size and grad case
+                fused_races += [
+                    (k, t["fused"], min(t["direct"], t["matmul"])) for k, t in zip(sizes, races, strict=True)
+                ]
 
             # banded products against the FFT, separable, on the images: the widest window that
             # wins (a block of 32 outputs reads 32 + 2h inputs; one 2D FFT serves both axes)
@@ -191,6 +199,9 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
             fields["direct_max_taps_2d" + suffix] = max(
                 1, _threshold(taps, direct, fft, getattr(B, "direct_max_taps_2d" + suffix))
             )
+        if fused:  # one constant for both grad cases: the longest kernel that holds in both
+            sizes, faster, slower = zip(*fused_races, strict=True)
+            fields["fused_max_taps"] = _threshold(sizes, faster, slower, 0)
         fields.update(_cost_model(repeats, say))
     finally:
         _auto.use_plan(None)

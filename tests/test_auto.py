@@ -137,6 +137,41 @@ def test_tune_measures_stores_and_uses_a_plan(cache, monkeypatch):
     assert _auto.plan() == p  # and read back from the cache by the next one
 
 
+@pytest.mark.parametrize(
+    "grad_limit, expected",
+    # forward: the fused loops win by far up to 17 taps and by 5 % up to 33; forward + backward:
+    # by far up to 33 taps, or up to 17 only (and lose 5x beyond): one constant holds in both
+    [(40, 33), (20, 17)],
+)
+def test_tune_fits_the_fused_crossover_over_both_grad_cases(cache, monkeypatch, grad_limit, expected):
+    """With fused=True the loops race beyond the shifted sums' sizes (TAPS_FUSED), and the one
+    crossover must hold forward and forward + backward: fitted on synthetic race times, since
+    real ones would compile every kernel size."""
+    from sigma import _tune
+
+    monkeypatch.setattr(_fused, "available", lambda device="cpu": True)
+    monkeypatch.setattr(_tune, "IMAGE", (1, 1, 8, 8))
+    monkeypatch.setattr(_tune, "_separable", lambda x, method: method)
+    monkeypatch.setattr(_tune, "_run", lambda call, x, w, grad: (call, w.shape[-1], grad))
+
+    def fake_ms(fns, repeats, budget=0.1):
+        out = {}
+        for name, spec in fns.items():
+            m, k, grad = spec if isinstance(spec, tuple) and isinstance(spec[0], str) else ("", 0, False)
+            fused = (
+                (0.1 if k <= grad_limit else 20.0) if grad else (0.1 if k <= 17 else 3.8 if k <= 40 else 20.0)
+            )
+            out[name] = {"direct": 0.2 * k, "matmul": 4.0, "fused": fused}.get(m, 1.0)
+        return out
+
+    monkeypatch.setattr(_tune, "_median_ms", fake_ms)
+    p = sigma.tune(store=False, fused=True)
+    assert p.fused_max_taps == expected
+    assert p.direct_max_taps_1d == 17  # 0.2 k against 4: the shifted sums' races are unchanged
+    assert set(_tune.TAPS_FUSED) > {33}  # raced past the shifted sums' sizes
+    _auto.use_plan(None)
+
+
 def test_threshold_fits_the_crossover_and_ignores_noise():
     from sigma._tune import _threshold
 

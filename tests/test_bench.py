@@ -212,6 +212,29 @@ def test_committed_csv_still_reads(bench, capsys):
     assert "[SKIP]" not in printed  # every target has rows, the compiled ones included
 
 
+OTHER_MACHINES = sorted((BENCH.parent / "results").glob("*/blur_*.csv"))
+
+
+@pytest.mark.parametrize("path", OTHER_MACHINES, ids=lambda p: p.parent.name)
+def test_other_machines_csv_reads(bench, path, capsys):
+    """Each CSV recorded on another machine (benchmarks/results/<machine>/) names its CPU and
+    vector instructions, and the report judges every target from it; its log is committed beside it."""
+    from sigma.book import speed
+
+    rows = speed.read_rows(path)
+    machines = {(r["cpu"], r["cpu_isa"], r["threads"], r["torch"]) for r in rows}
+    assert len(machines) == 1 and all(machines.pop()), f"{path} mixes machines or lacks one"
+    assert bench.report(rows) in (0, 1)
+    printed = capsys.readouterr().out
+    assert "[SKIP]" not in printed and "# auto regret" in printed
+    log = path.with_suffix(".log").read_text()
+    assert "# targets (float32)" in log and rows[0]["cpu_isa"] in log
+
+
+def test_other_machines_recorded():
+    assert OTHER_MACHINES, "benchmarks/results/ holds no other machine's CSV"
+
+
 def test_plan_lists_rows(bench, capsys):
     assert (
         bench.main(["--plan", "--quick", "--shape", "1x1x8x8", "--sigmas", "1", "--ops", "blur2d_sphere"])

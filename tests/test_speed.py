@@ -68,6 +68,20 @@ def test_kornia_is_judged_by_its_fastest_round(kornia_fastest, ok):
     assert "medians 10.0x" in t.detail and f"rounds {kornia_fastest / 11:.1f}-" in t.detail
 
 
+def test_kornia_lines_show_the_fused_loops_without_judging_them():
+    # auto misses the bound at σ = 2; the fused loops (opt-in) would not: the verdict stays auto's
+    rows = [
+        row("blur2d_sphere", "sigma[auto]", 2.0, 30.0),
+        row("blur2d_sphere", "kornia", 2.0, 100.0, 90.0, 110.0),
+        row("blur2d_sphere", "sigma[fused]", 2.0, 15.0),
+        row("blur2d_sphere", "sigma[auto]", 16.0, 10.0),
+        row("blur2d_sphere", "kornia", 16.0, 100.0),
+    ]
+    t = target(rows, "kornia")
+    assert t.verdict is False and t.worst == pytest.approx(3.0)
+    assert t.lines[0][1].endswith("; sigma[fused] 6.0x") and "fused" not in t.lines[1][1]
+
+
 @pytest.mark.parametrize("fb, ok", [(10.0, True), (16.0, False)])
 def test_backward_cost(fb, ok):
     rows = [row("backward_cost", "forward", s, 4.0) for s in (0.5, 4.0, 8.0)]
