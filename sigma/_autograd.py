@@ -4,14 +4,15 @@ Every engine (:mod:`sigma._shift`, :mod:`sigma._band`, :mod:`sigma._fft`, and th
 Functions of :mod:`sigma.kernels`, :mod:`sigma._discrete` and :mod:`sigma.local`) is an
 autograd Function written in the new style (``forward`` without ``ctx``, ``setup_context``,
 a vmap rule), which ``torch.func`` and ``torch.compile`` need. This module decides, per
-call, whether that Function runs as itself, as its cheaper eager twin, or (while a model is
-exported) as plain operations. It imports nothing from the package but :mod:`sigma._export`.
+call, whether that Function runs as itself, as its cheaper eager twin, or as its forward
+alone (while a model is exported, or when autograd records nothing). It imports nothing from the package but :mod:`sigma._export`.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from . import _export
 
@@ -41,10 +42,17 @@ def eager_twin(cls: type) -> type:
 def apply(cls: type, *args):
     """``cls.apply(*args)``, through its eager twin outside ``torch.func`` and ``torch.compile``;
     while a model is exported, ``cls``'s forward as plain operations (no opaque autograd node
-    in the graph; autograd differentiates them if asked)."""
+    in the graph; autograd differentiates them if asked). When autograd records nothing (no
+    input requires grad, or grad mode is off, and no forward-mode AD level is open), ``cls``'s
+    forward alone: the same result without a node's overhead (tens of microseconds a call)."""
     if _export.exporting():
         return cls.forward(*args)
-    return (cls if traced(*(a for a in args if isinstance(a, Tensor))) else cls.eager).apply(*args)
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if traced(*tensors):
+        return cls.apply(*args)
+    if not will_backward(*tensors) and forward_ad._current_level < 0:
+        return cls.forward(*args)  # nothing to record: the node would only cost its overhead
+    return cls.eager.apply(*args)
 
 
 def fake_mode_active() -> bool:

@@ -203,10 +203,19 @@ def _check_number(value: float, name: str) -> float:
     return value
 
 
+#: CPU scale tensors of at most this many entries are read whole and checked in Python (a few
+#: microseconds), larger ones and those on other devices reduced first (one small read)
+_READ_ALL = 4096
+
+
 def check_scale_values(t: Tensor, name: str) -> float:
     """Check every entry finite and > 0 with one device-to-host read; return the largest."""
     d = t.detach()
-    lo, hi, finite = torch.stack([d.min(), d.max(), torch.isfinite(d).all().to(d.dtype)]).tolist()
+    if d.device.type == "cpu" and d.numel() <= _READ_ALL:  # a few values: read them, check here
+        values = d.reshape(-1).tolist()
+        lo, hi, finite = min(values), max(values), all(map(math.isfinite, values))
+    else:
+        lo, hi, finite = torch.stack([d.min(), d.max(), torch.isfinite(d).all().to(d.dtype)]).tolist()
     if not finite:
         raise ScaleError(f"{name} must be finite, got {name}={_value_text(d)}")
     if not lo > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import resource
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import sigma
+from sigma import _checks
 
 f64 = torch.float64
 X1 = torch.randn(1, 2, 8, dtype=f64)
@@ -71,6 +73,19 @@ def test_scale_of_the_wrong_type_raises_type_error(taker):
     for bad in (True, "1.0", [1.0], None, torch.tensor([1 + 1j])):
         with pytest.raises(TypeError, match=name):
             fn(bad)
+
+
+@pytest.mark.parametrize("n", [1, 5, _checks._READ_ALL + 1], ids=["one", "few: read whole", "many: reduced first"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, f64])
+def test_scale_values_are_checked_the_same_read_whole_or_reduced(n, dtype):
+    # small CPU tensors are read whole and checked in Python, larger ones reduced on the device
+    good = torch.linspace(0.5, 3.0, n, dtype=dtype)
+    assert _checks.check_scale_values(good, "sigma") == good.max().item()
+    for bad, words in ((NAN, "finite"), (INF, "finite"), (-INF, "finite"), (0.0, "> 0"), (-1.0, "> 0")):
+        t = good.clone()
+        t[n // 2] = bad
+        with pytest.raises(sigma.ScaleError, match=f"sigma must be {re.escape(words)}"):
+            _checks.check_scale_values(t, "sigma")
 
 
 def test_scale_error_is_a_value_error():

@@ -69,3 +69,42 @@ def test_fresh_layer_first_used_in_inference_mode_then_trained():
         layer(x)
     layer(x).sum().backward()
     assert layer.log_sigma.grad is not None and torch.isfinite(layer.log_sigma.grad).all()
+
+
+CALLS = {
+    "blur1d direct": lambda x, s: sigma.blur1d(x[..., 0, :], s, method="direct"),
+    "blur1d matmul": lambda x, s: sigma.blur1d(x[..., 0, :], s, method="matmul"),
+    "blur2d_sphere direct": lambda x, s: sigma.blur2d_sphere(x, s, method="direct"),
+    "blur2d_sphere fft": lambda x, s: sigma.blur2d_sphere(x, s, method="fft"),
+    "blur2d_full direct": lambda x, s: sigma.blur2d_full(x, s * s * torch.eye(2, dtype=f64), method="direct"),
+    "discrete kernel": lambda x, s: sigma.blur2d_sphere(x, s, kernel="discrete", method="direct"),
+    "local": lambda x, s: sigma.blur2d_local_sphere(x, s.expand(x.shape[0], 1, *x.shape[2:]), radius=4),
+}
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_a_call_that_records_nothing_runs_the_forward_alone(name, monkeypatch):
+    # where autograd records nothing, the engines' Functions run their forward alone (no node):
+    # the same result to the bit as with a node (the engine pinned: 'auto' may choose another
+    # for a call that records nothing); under an open forward-AD level, the Function
+    x = torch.randn(2, 2, 40, 40, dtype=f64)
+    s = torch.tensor(1.5, dtype=f64)
+    call = CALLS[name]
+    recorded = call(x, s.clone().requires_grad_())
+    assert recorded.grad_fn is not None
+
+    def no_node(*args):
+        raise AssertionError("an autograd Function was applied")
+
+    monkeypatch.setattr(torch.autograd.Function, "apply", classmethod(lambda cls, *a: no_node()))
+    for context in (torch.no_grad, torch.enable_grad, torch.inference_mode):
+        with context():
+            y = call(x, s)
+        assert y.grad_fn is None
+        torch.testing.assert_close(y, recorded.detach(), rtol=0, atol=0)
+    with pytest.raises(AssertionError, match="Function was applied"):
+        call(x, s.clone().requires_grad_())
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level(), pytest.raises(AssertionError, match="Function was applied"):
+        call(x, s)
