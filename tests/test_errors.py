@@ -75,7 +75,9 @@ def test_scale_of_the_wrong_type_raises_type_error(taker):
             fn(bad)
 
 
-@pytest.mark.parametrize("n", [1, 5, _checks._READ_ALL + 1], ids=["one", "few: read whole", "many: reduced first"])
+@pytest.mark.parametrize(
+    "n", [1, 5, _checks._READ_ALL + 1], ids=["one", "few: read whole", "many: reduced first"]
+)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, f64])
 def test_scale_values_are_checked_the_same_read_whole_or_reduced(n, dtype):
     # small CPU tensors are read whole and checked in Python, larger ones reduced on the device
