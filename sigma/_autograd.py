@@ -5,7 +5,8 @@ Functions of :mod:`sigma.kernels`, :mod:`sigma._discrete` and :mod:`sigma.local`
 autograd Function written in the new style (``forward`` without ``ctx``, ``setup_context``,
 a vmap rule), which ``torch.func`` and ``torch.compile`` need. This module decides, per
 call, whether that Function runs as itself, as its cheaper eager twin, or as its forward
-alone (while a model is exported, or when autograd records nothing). It imports nothing from the package but :mod:`sigma._export`.
+alone (while a model is exported, or when autograd records nothing). It imports nothing from
+the package but :mod:`sigma._export`.
 """
 
 from __future__ import annotations
