@@ -11,6 +11,9 @@ layout costs a compile of a few seconds, so the tests share a few: k = 3 and 7 i
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -300,6 +303,66 @@ def test_inside_a_users_torch_compile(compiled):
     expected = torch.autograd.grad(_conv.correlate_axis(x, w, -1, "reflect", "direct"), (x, w), g)
     for a, b in zip(got_grads, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+VECTORIZED_CHECK = """
+import numpy as np, scipy.ndimage as ndi, torch
+from torch._inductor import cpu_vec_isa, metrics
+import sigma
+from sigma import _conv, _fused, _fused2d
+
+if not _fused.available() or not cpu_vec_isa.pick_vec_isa():
+    print("no compiler or no SIMD"); raise SystemExit(0)
+g = torch.Generator().manual_seed(16)
+for dtype, tol in ((torch.float32, 2e-5),):  # float32: the fast path (float64 costs a compile more)
+    x = torch.randn(2, 3, 20, 24, generator=g, dtype=dtype, requires_grad=True)
+    wy = torch.randn(3, 5, generator=g, dtype=dtype, requires_grad=True)
+    wx = torch.randn(3, generator=g, dtype=dtype, requires_grad=True)
+    gy = torch.randn(2, 3, 20, 24, generator=g, dtype=dtype)
+    rows = ndi.correlate1d(x.detach().numpy(), wx.detach().numpy(), axis=-1, mode="mirror")
+    cols = np.stack([ndi.correlate1d(rows[:, c], wy[c].detach().numpy(), axis=-2, mode="mirror")
+                     for c in range(3)], 1)
+    for got, eager, inputs, scipy in (
+        (_fused.fused_axis(x, wx, -1, "reflect"), _conv.correlate_axis(x, wx, -1, "reflect", "direct"),
+         (x, wx), rows),
+        (_fused2d.fused_separable(x, wy, wx, "reflect"),
+         _conv.correlate_separable(x, wy, wx, "reflect", "direct"), (x, wy, wx), cols),
+    ):
+        np.testing.assert_allclose(got.detach().numpy(), scipy, rtol=0, atol=tol)
+        for a, b in zip(torch.autograd.grad(got, inputs, gy), torch.autograd.grad(eager, inputs, gy)):
+            torch.testing.assert_close(a, b, rtol=10 * tol, atol=10 * tol)
+layer = sigma.Blur2d(1.3, channels=3, radius=4)
+x = torch.randn(2, 3, 20, 24, generator=g, requires_grad=True)
+compiled = torch.compile(layer, fullgraph=True)
+for m in (compiled, layer):
+    layer.zero_grad()
+    y = m(x)
+    grads = torch.autograd.grad(y.square().sum(), (x, layer.log_sigma))
+    if m is compiled:
+        y0, grads0 = y, grads
+torch.testing.assert_close(y0, y)
+for a, b in zip(grads0, grads):
+    torch.testing.assert_close(a, b)
+assert metrics.generated_cpp_vec_kernel_count > 0, "no vectorized loop was generated"
+print("vectorized loops:", metrics.generated_cpp_vec_kernel_count)
+"""
+
+
+def test_vectorized_code_in_a_fresh_process(compiled, tmp_path):
+    """The other compile tests run inductor's C++ loops without explicit SIMD (``conftest.py``: a
+    faster first compile). Here, in a fresh process with inductor's defaults and no graph cache,
+    the vectorized loops of the fused engine (one axis, one separable blur, float32: forward
+    against SciPy, gradients against the eager engine) and of a compiled ``Blur2d``
+    (forward and gradients against eager) are generated and checked."""
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_VEC_ISA_OK"}
+    env.update(TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_CACHE_DIR=str(tmp_path))
+    run = subprocess.run(
+        [sys.executable, "-c", VECTORIZED_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    if "no compiler or no SIMD" in run.stdout:
+        pytest.skip("no C++ compiler or no SIMD instruction set that inductor uses on this CPU")
+    assert "vectorized loops:" in run.stdout
 
 
 def test_small_kernels_inline_the_row_pass_bit_for_bit(compiled):
