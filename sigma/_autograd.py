@@ -5,7 +5,8 @@ Functions of :mod:`sigma.kernels`, :mod:`sigma._discrete` and :mod:`sigma.local`
 autograd Function written in the new style (``forward`` without ``ctx``, ``setup_context``,
 a vmap rule), which ``torch.func`` and ``torch.compile`` need. This module decides, per
 call, whether that Function runs as itself, as its cheaper eager twin, or as its forward
-alone (while a model is exported, or when autograd records nothing). It imports nothing from
+alone (while a model is exported, or when autograd records nothing), or, under forward-mode
+AD, as plain operations unless it has a twin with a ``jvp`` rule (``cls.forward_mode``). It imports nothing from
 the package but :mod:`sigma._export`.
 """
 
@@ -45,9 +46,16 @@ def apply(cls: type, *args):
     while a model is exported, ``cls``'s forward as plain operations (no opaque autograd node
     in the graph; autograd differentiates them if asked). When autograd records nothing (no
     input requires grad, or grad mode is off, and no forward-mode AD level is open), ``cls``'s
-    forward alone: the same result without a node's overhead (tens of microseconds a call)."""
+    forward alone: the same result without a node's overhead (tens of microseconds a call).
+    While a forward-mode AD level is open (``torch.func.jvp``, ``jacfwd``, ``hessian``,
+    ``torch.autograd.forward_ad``), ``cls.forward_mode`` (a twin with a ``jvp`` rule) where
+    ``cls`` has one, else its forward as plain operations (:func:`traced` is then true, so no forward writes into a preallocated
+    output), which forward and reverse mode both differentiate."""
     if _export.exporting():
         return cls.forward(*args)
+    if forward_ad._current_level >= 0:  # forward-mode AD (torch.func.jvp, jacfwd, forward_ad)
+        rule = getattr(cls, "forward_mode", None)  # a twin with a jvp rule (dynamo traces none)
+        return rule.apply(*args) if rule is not None else cls.forward(*args)
     tensors = [a for a in args if isinstance(a, Tensor)]
     if traced(*tensors):
         return cls.apply(*args)
@@ -63,8 +71,8 @@ def fake_mode_active() -> bool:
 
 
 def traced(*tensors: Tensor) -> bool:
-    """Whether ``torch.compile`` is tracing, a ``torch.func`` transform (vmap, grad) is active, or
-    a ``FakeTensorMode`` (:func:`fake_mode_active`).
+    """Whether ``torch.compile`` is tracing, a ``torch.func`` transform (vmap, grad) or a
+    forward-mode AD level is active, or a ``FakeTensorMode`` (:func:`fake_mode_active`).
 
     The banded products and the analytic backward passes write into preallocated
     outputs (``out=`` and in-place slices), which vmap cannot batch and dynamo cannot
@@ -73,6 +81,8 @@ def traced(*tensors: Tensor) -> bool:
     backward passes use their plain differentiable forms.
     """
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    if forward_ad._current_level >= 0:  # forward-mode AD: plain operations, which it differentiates
         return True
     # torch.jit.trace records plain operations only; under a fake mode nothing may be kept
     if _export.exporting() or fake_mode_active():

@@ -102,13 +102,34 @@ class _DiscreteGauss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         (out,) = ctx.saved_tensors
-        left = torch.cat([out[..., 1:2], out[..., :-1]], -1)  # T(n - 1), T(-1) = T(1)
-        right = torch.cat([out[..., 1:], out[..., -1:]], -1)  # T(n + 1)
-        dt = 0.5 * (left + right) - out
-        return (g * dt).sum(-1), None, None
+        return (g * _dt(out)).sum(-1), None, None
+
+
+class _DiscreteGaussJvp(_DiscreteGauss):
+    """:class:`_DiscreteGauss` with a forward-mode rule, for forward-mode AD (its forward
+    computes without autograd, so plain operations would carry no tangent). A class apart:
+    dynamo traces no Function that has a ``jvp``."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def jvp(ctx, t_dot: Tensor, *_):
+        (out,) = ctx.saved_tensors
+        return _dt(out) * t_dot.unsqueeze(-1)
+
+
+def _dt(out: Tensor) -> Tensor:
+    """The heat equation ``dT(n)/dt = (T(n - 1) + T(n + 1)) / 2 - T(n)`` on taps ``out`` (..., n_max + 2)."""
+    left = torch.cat([out[..., 1:2], out[..., :-1]], -1)  # T(n - 1), T(-1) = T(1)
+    right = torch.cat([out[..., 1:], out[..., -1:]], -1)  # T(n + 1)
+    return 0.5 * (left + right) - out
 
 
 _DiscreteGauss.eager = eager_twin(_DiscreteGauss)
+_DiscreteGauss.forward_mode = _DiscreteGaussJvp
 
 
 def discrete_taps(s: Tensor, n_max: int, sigma_top: float | None = None) -> Tensor:

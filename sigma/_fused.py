@@ -72,6 +72,7 @@ from collections import OrderedDict
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from . import _export
 from ._autograd import fake_mode_active
@@ -194,9 +195,11 @@ def _plain_backward(g: Tensor, x: Tensor, w: Tensor, dim: int, mode: str, need_x
 
 def _plain_wanted(*tensors: Tensor) -> bool:
     """Whether to emit :func:`_plain` rather than call compiled code: a user's ``torch.compile``
-    is tracing (it fuses the expression itself), a ``torch.func`` transform is active, or a
-    model is being exported."""
+    is tracing (it fuses the expression itself), a ``torch.func`` transform or forward-mode AD is
+    active, or a model is being exported."""
     if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    if forward_ad._current_level >= 0:  # the plain expression, which forward-mode AD differentiates
         return True
     if _export.exporting() or fake_mode_active():  # kept buffers made now would be fake
         return True

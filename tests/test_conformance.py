@@ -146,6 +146,36 @@ def test_compile_without_radius_breaks_the_graph_quietly(name):
     _assert_close([y], [m(x)], tol=1e-6)
 
 
+@names
+def test_forward_mode_ad(name):
+    """``torch.func.jacfwd`` (forward mode) equals ``jacrev`` in the input and every parameter,
+    and ``torch.func.hessian`` (forward over reverse) of a loss in the parameters equals
+    reverse over reverse, in float64 (as ``nn.Conv2d``'s weight does)."""
+    layer = LAYERS[name]
+    m = _make(name).double()
+    names_ = [n for n, _ in m.named_parameters()]
+    params = tuple(p.detach() for p in m.parameters())
+    x = layer.x(batch=1, size=9, dtype=torch.float64)
+
+    def out(x, *ps):
+        return torch.func.functional_call(m, dict(zip(names_, ps, strict=True)), (x,))
+
+    argnums = tuple(range(1 + len(params)))
+    fwd = torch.func.jacfwd(out, argnums)(x, *params)
+    rev = torch.func.jacrev(out, argnums)(x, *params)
+    for a, b in zip(fwd, rev, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+    def loss(*ps):
+        return out(x, *ps).square().mean()
+
+    h_fwd = torch.func.hessian(loss, argnums=tuple(range(len(params))))(*params)
+    h_rev = torch.autograd.functional.hessian(loss, params)
+    for row_f, row_r in zip(h_fwd, h_rev, strict=True):
+        for a, b in zip(row_f, row_r, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- export
 
 

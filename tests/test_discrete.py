@@ -175,6 +175,30 @@ def test_sigma_to_zero_returns_the_input_with_finite_gradients():
     assert torch.isfinite(s.grad)
 
 
+def test_discrete_kernel_in_forward_mode():
+    """Its taps are computed without autograd, so forward mode needs the kernel's own jvp rule
+    (the heat equation, as in its backward): ``jacfwd`` equals ``jacrev`` for σ per channel,
+    derivative kernels included, and the Hessian of a loss is the same forward over reverse as
+    reverse over reverse."""
+    sv = torch.tensor([0.6, 1.4], dtype=f64)
+    for order in (0, 2):
+
+        def taps(s, order=order):
+            return sigma.gauss1d(s, kernel="discrete", order=order, radius=5)
+
+        torch.testing.assert_close(
+            torch.func.jacfwd(taps)(sv), torch.func.jacrev(taps)(sv), rtol=1e-12, atol=1e-14
+        )
+    x = torch.randn(1, 2, 12, dtype=f64)
+
+    def loss(s):
+        return sigma.blur1d(x, s, kernel="discrete", radius=4).square().sum()
+
+    torch.testing.assert_close(
+        torch.func.hessian(loss)(sv), torch.autograd.functional.hessian(loss, sv), rtol=1e-10, atol=1e-12
+    )
+
+
 def test_discrete_kernel_under_torch_func_and_compile():
     x = torch.randn(2, 3, 16, dtype=f64)
 

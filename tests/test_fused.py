@@ -126,7 +126,8 @@ def test_separable_gradients_match_shifted_sums(compiled, mode):
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
 def test_separable_gradcheck(compiled, mode):
-    """gradcheck (the compiled backward) and gradgradcheck (the plain one) in x, wy and wx."""
+    """gradcheck (the compiled backward; forward mode: the plain expression) and gradgradcheck
+    (the plain one) in x, wy and wx."""
     torch.manual_seed(13)
     x = torch.randn(1, 2, 5, 4, dtype=f64, requires_grad=True)
     wy = torch.randn(2, 3, dtype=f64, requires_grad=True)
@@ -135,7 +136,7 @@ def test_separable_gradcheck(compiled, mode):
     def f(x, wy, wx):
         return _fused2d.fused_separable(x, wy, wx, mode)
 
-    assert gradcheck(f, (x, wy, wx), **OPTS)
+    assert gradcheck(f, (x, wy, wx), check_forward_ad=True, **OPTS)
     assert gradgradcheck(f, (x, wy, wx), **OPTS)
 
 
@@ -166,7 +167,8 @@ def test_float32_agrees_with_float64(compiled):
 def test_gradients(compiled, mode, shape, dim, per_channel):
     """gradcheck and gradgradcheck in x and w: the compiled backward (adjoint, border
     contributions, per-line tap sums) and the differentiable one used for double backward, for
-    a zero and a mirrored boundary, a shared and a per-channel kernel, along both kinds of axis."""
+    a zero and a mirrored boundary, a shared and a per-channel kernel, along both kinds of axis;
+    forward mode (the plain expression) too."""
     torch.manual_seed(4)
     x = torch.randn(shape, dtype=f64, requires_grad=True)
     w = torch.randn(*((2,) if per_channel else ()), 3, dtype=f64, requires_grad=True)
@@ -174,7 +176,7 @@ def test_gradients(compiled, mode, shape, dim, per_channel):
     def f(x, w):
         return _fused.fused_axis(x, w, dim, mode)
 
-    assert gradcheck(f, (x, w), **OPTS)
+    assert gradcheck(f, (x, w), check_forward_ad=True, **OPTS)
     assert gradgradcheck(f, (x, w), **OPTS)
 
 

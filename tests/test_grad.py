@@ -37,13 +37,14 @@ def _log_sigma(per_channel: bool, scalar: float, pair: tuple[float, float]):
 
 
 def _check(fn, inputs, *, fast: bool = True):
-    """First and second derivatives against central finite differences.
+    """First and second derivatives against central finite differences, in reverse mode and in
+    forward mode (``torch.func.jvp``, ``jacfwd``; forward over reverse for the second).
 
     ``fast=True`` compares random Jacobian-vector projections (torch's fast mode),
-    ``fast=False`` every entry of the Jacobians.
+    ``fast=False`` every entry of the Jacobians (second derivatives in reverse mode only there).
     """
     opts = dict(eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=fast)
-    assert gradcheck(fn, inputs, **opts)
+    assert gradcheck(fn, inputs, check_forward_ad=True, **opts)
     assert gradgradcheck(fn, inputs, **opts)
 
 
