@@ -280,3 +280,34 @@ def test_gradient_flows_to_sigma_through_every_method_equally():
         grads.append(torch.autograd.grad(loss, s)[0])
     for g in grads[1:]:
         torch.testing.assert_close(g, grads[0], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_forward_over_reverse_hessians(method):
+    """``torch.func.hessian`` (forward mode over reverse) of a loss in log σ per channel and in the
+    log-Cholesky parameters equals reverse over reverse (``torch.autograd.functional.hessian``),
+    and ``torch.func.jvp`` in σ equals the ``vjp``-based directional derivative, per method."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 2, 7, 6, dtype=f64)
+    ls = torch.tensor([0.6, 1.1], dtype=f64).log()
+    lc = torch.tensor([0.1, 0.3, -0.2], dtype=f64)
+
+    def sphere(ls):
+        return sigma.blur2d_sphere(x, ls.exp(), radius=3, method=method, padding_mode="reflect")
+
+    def full(q):
+        return sigma.blur2d_full(x, sigma.logchol_to_cov(q), radius=3, method=method)
+
+    for fn, p in ((sphere, ls), (full, lc)):
+
+        def loss(p, fn=fn):
+            return (fn(p) * torch.linspace(-1, 1, 84, dtype=f64).view(1, 2, 7, 6)).square().sum()
+
+        torch.testing.assert_close(
+            torch.func.hessian(loss)(p), torch.autograd.functional.hessian(loss, p), rtol=1e-10, atol=1e-12
+        )
+        v = torch.linspace(0.5, 1.5, p.numel(), dtype=f64)
+        _, jv = torch.func.jvp(fn, (p,), (v,))
+        out, pullback = torch.func.vjp(fn, p)
+        u = torch.randn_like(out)
+        torch.testing.assert_close((jv * u).sum(), pullback(u)[0] @ v, rtol=1e-12, atol=1e-12)
