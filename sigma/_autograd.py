@@ -6,8 +6,8 @@ autograd Function written in the new style (``forward`` without ``ctx``, ``setup
 a vmap rule), which ``torch.func`` and ``torch.compile`` need. This module decides, per
 call, whether that Function runs as itself, as its cheaper eager twin, or as its forward
 alone (while a model is exported, or when autograd records nothing), or, under forward-mode
-AD, as plain operations unless it has a twin with a ``jvp`` rule (``cls.forward_mode``). It imports nothing from
-the package but :mod:`sigma._export`.
+AD, as plain operations unless it has a twin with a ``jvp`` rule (``cls.forward_mode``). It
+imports nothing from the package but :mod:`sigma._export`.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def apply(cls: type, *args):
     forward alone: the same result without a node's overhead (tens of microseconds a call).
     While a forward-mode AD level is open (``torch.func.jvp``, ``jacfwd``, ``hessian``,
     ``torch.autograd.forward_ad``), ``cls.forward_mode`` (a twin with a ``jvp`` rule) where
-    ``cls`` has one, else its forward as plain operations (:func:`traced` is then true, so no forward writes into a preallocated
-    output), which forward and reverse mode both differentiate."""
+    ``cls`` has one, else its forward as plain operations (:func:`traced` is then true, so no
+    forward writes into a preallocated output), which forward and reverse mode both
+    differentiate."""
     if _export.exporting():
         return cls.forward(*args)
     if forward_ad._current_level >= 0:  # forward-mode AD (torch.func.jvp, jacfwd, forward_ad)

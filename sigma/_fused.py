@@ -72,10 +72,8 @@ from collections import OrderedDict
 
 import torch
 from torch import Tensor
-from torch.autograd import forward_ad
 
-from . import _export
-from ._autograd import fake_mode_active
+from ._autograd import traced
 from ._padding import MODES, fold_kernel, index_map, pad_axis
 
 log = logging.getLogger("sigma")
@@ -191,19 +189,6 @@ def _plain_backward(g: Tensor, x: Tensor, w: Tensor, dim: int, mode: str, need_x
         dims = [d for d in range(x.dim()) if not (w.dim() == 2 and d == 1)]
         gw = torch.stack([(g * xp.narrow(dim, j, L)).sum(dims) for j in range(k)], -1)
     return gx, gw
-
-
-def _plain_wanted(*tensors: Tensor) -> bool:
-    """Whether to emit :func:`_plain` rather than call compiled code: a user's ``torch.compile``
-    is tracing (it fuses the expression itself), a ``torch.func`` transform or forward-mode AD is
-    active, or a model is being exported."""
-    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
-        return True
-    if forward_ad._current_level >= 0:  # the plain expression, which forward-mode AD differentiates
-        return True
-    if _export.exporting() or fake_mode_active():  # kept buffers made now would be fake
-        return True
-    return any(torch._C._functorch.is_batchedtensor(t) for t in tensors)
 
 
 # ----------------------------------------------------------------------------- compiled loops
@@ -572,9 +557,11 @@ def _prepare(x: Tensor, w: Tensor, dim: int, mode: str) -> tuple[Tensor, int]:
 
 
 def _compiled_ok(x: Tensor, w: Tensor, h: int) -> bool:
-    """Whether this call runs the compiled loops (else :func:`_plain`), warning once if only
-    because they cannot run here."""
-    if h == 0 or x.numel() == 0 or _plain_wanted(x, w):
+    """Whether this call runs the compiled loops, warning once if only because they cannot run
+    here. Else :func:`_plain`, also whenever :func:`sigma._autograd.traced` (a user's
+    ``torch.compile`` fuses the expression itself; ``torch.func``, forward-mode AD, export and
+    fake tensors need plain operations)."""
+    if h == 0 or x.numel() == 0 or traced(x, w):
         return False
     if not available(x.device):
         _warn_fallback(x.device)
