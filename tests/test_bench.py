@@ -167,8 +167,8 @@ def test_verdicts_from_a_synthetic_csv(bench):
     verdicts = {t.name.split(":")[0]: (t.verdict, t.detail) for t in bench.check_targets(synthetic_rows())}
     kornia = next(v for k, v in verdicts.items() if k.startswith("forward + backward vs kornia"))
     assert kornia[0] is True and "worst 5.00" in kornia[1] and "rounds 4.5-22.2x" in kornia[1]
-    backward = next(v for k, v in verdicts.items() if k.startswith("backward / forward"))
-    assert backward[0] is True and "worst 1.50" in backward[1]  # (10 - 4) / 4
+    backward = next(v for k, v in verdicts.items() if k.startswith("(forward + backward) / forward"))
+    assert backward[0] is True and "worst 2.50" in backward[1]  # 10 / 4
     regret = next(v for k, v in verdicts.items() if k.startswith("auto / fastest"))
     assert regret[0] is True and "worst 1.11" in regret[1]  # 10 / 9, forward + backward
     opencv = next(v for k, v in verdicts.items() if k.startswith("forward vs OpenCV"))
