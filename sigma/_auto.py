@@ -67,6 +67,9 @@ class Plan:
         direct_max_taps_2d, direct_max_taps_2d_grad: largest dense 2D kernel (taps in all)
             for 2D shifted sums.
         fused_max_taps: longest kernel for the compiled fused loops; 0: never.
+        fused_inline_max_taps: largest 2D kernel (``ky * kx`` taps) whose fused forward, when no
+            backward needs the row pass, recomputes each output's row sums instead of storing the
+            row pass (the same result bit for bit; which is faster depends on the CPU).
         source: where the plan comes from (``'built-in'``, or the machine it was tuned on).
     """
 
@@ -84,6 +87,7 @@ class Plan:
     direct_max_taps_2d: int = 81
     direct_max_taps_2d_grad: int = 25
     fused_max_taps: int = 0
+    fused_inline_max_taps: int = 25
     source: str = "built-in"
 
     def to_json(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import _auto
 from ._fused import (
     LOOPS,
     _add_border,
@@ -42,23 +43,26 @@ from ._padding import MODES
 
 # ----------------------------------------------------------------------------- compiled loops
 
-#: kernels of at most this many taps in 2D (ky * kx) recompute each output's row sums instead of
-#: storing the row pass, when it need not be kept (see :func:`_sep_loop`)
+#: in the backward loop (:func:`_sep_back_loop`), kernels of at most this many taps in 2D (ky * kx)
+#: recompute the column adjoint where it is read instead of storing it; the forward's threshold
+#: is a plan constant, ``fused_inline_max_taps`` (:mod:`sigma._auto`), which ``sigma.tune`` measures
 INLINE_MAX_TAPS = 25
 
 
-def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool):
+def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool, inline: bool = False):
     """Both axes of a separable correlation in one compiled graph, ``xp`` (B, C, H + 2hy, W + 2hx)
     bordered in both axes: along the rows over every bordered row, ``t`` (B, C, H + 2hy, W), then
     down the columns of ``t``, ``y`` (B, C, H, W). Returns ``(t, y)`` if ``keep``, else ``(y,)``.
 
-    Without ``keep``, small kernels (``ky * kx <= INLINE_MAX_TAPS``) compute, for each output, the
-    ``ky`` row sums it needs from ``xp`` instead of reading a stored row pass: more multiply-adds,
-    but ``t`` never goes through memory (measured 1.1-1.7x faster at 3 and 5 taps per axis, slower
-    from 9). The operations and their order are the same, so the result is bit for bit the same.
+    With ``inline`` (and without ``keep``), each output computes the ``ky`` row sums it needs from
+    ``xp`` instead of reading a stored row pass: more multiply-adds, but ``t`` never goes through
+    memory. Which is faster depends on the CPU: on an AMD EPYC inlining measured 1.1-1.7x faster
+    at 3 and 5 taps per axis and slower from 9; on an Intel Xeon (AVX-512) faster at 3 taps and
+    about 15 % slower at 5. The operations and their order are the same, so the result is bit for
+    bit the same.
     """
-    ky, kx = wy.shape[-1], wx.shape[-1]
-    if not keep and ky * kx <= INLINE_MAX_TAPS:
+    ky = wy.shape[-1]
+    if inline and not keep:
         H = xp.shape[2] - ky + 1
         y = _corr_loop(xp.narrow(2, 0, H), wx, 3) * _row_tap(wy, 0)
         for j in range(1, ky):
@@ -107,9 +111,11 @@ def _sep_back_loop(gp: Tensor, xp: Tensor, t: Tensor, wy: Tensor, wx: Tensor, ne
     return tuple(out)
 
 
-def _sep_kind(k, keep: bool):
+def _sep_kind(k, flag: tuple[bool, bool]):
+    keep, inline = flag
+
     def loop(xp, wy, wx):
-        return _sep_loop(xp, wy, wx, keep)
+        return _sep_loop(xp, wy, wx, keep, inline)
 
     return loop
 
@@ -160,16 +166,29 @@ def _fold2(gp: Tensor, H: int, W: int, hy: int, hx: int, mode: str) -> Tensor:
     return gp.narrow(2, hy, H).narrow(3, hx, W).contiguous()
 
 
-def _sep_forward(x: Tensor, wy: Tensor, wx: Tensor, mode: str, xp: Tensor | None = None, keep: bool = False):
+def _sep_forward(
+    x: Tensor,
+    wy: Tensor,
+    wx: Tensor,
+    mode: str,
+    xp: Tensor | None = None,
+    keep: bool = False,
+    inline: bool | None = None,
+):
     """The compiled separable correlation, no autograd: ``x`` (B, C, H, W), ``wy`` (ky,) or (C, ky)
     and ``wx`` likewise, folded; reads ``x`` through ``xp`` if given (bordered already by
-    :func:`_bordered2`), else through a kept buffer. Returns ``(t, y)`` if ``keep``, else ``(y,)``."""
+    :func:`_bordered2`), else through a kept buffer. Returns ``(t, y)`` if ``keep``, else ``(y,)``.
+    ``inline``: recompute the row sums (see :func:`_sep_loop`); None: where the plan's
+    ``fused_inline_max_taps`` says so."""
     ky, kx = wy.shape[-1], wx.shape[-1]
+    if inline is None:
+        inline = ky * kx <= _auto.plan().fused_inline_max_taps
+    flag = (keep, inline and not keep)
     wy, wx = wy.detach().contiguous(), wx.detach().contiguous()
     with torch.no_grad():
         if xp is None:
             xp = _bordered2(x, (ky - 1) // 2, (kx - 1) // 2, mode, _buffer)
-        return _run("sep", (ky, kx), keep, (wy.dim() == 2, wx.dim() == 2), xp, wy, wx)
+        return _run("sep", (ky, kx), flag, (wy.dim() == 2, wx.dim() == 2), xp, wy, wx)
 
 
 def _sep_backward(g, x, wy, wx, xp, t, mode: str, need: tuple[bool, bool, bool]):

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from . import _auto, _fused
+from . import _auto, _fused, _fused2d
 from ._conv import correlate2d, correlate_axis, correlate_separable
 
 #: The images the crossovers are measured on: the benchmark's (8, 3, 256, 256).
@@ -30,6 +30,9 @@ TAPS_FUSED = (33, 49)
 #: half-sizes for banded products against the FFT: block windows of 64 to 256 inputs
 HALF_SIZES_WINDOW = (16, 24, 32, 48, 64)
 SIDES_2D = (3, 5, 7, 9, 11, 13, 15)
+#: kernel sizes per axis at which the fused forward races recomputed row sums against a stored
+#: row pass (2D kernels of 9, 25 and 49 taps)
+TAPS_INLINE = (3, 5, 7)
 
 
 def _median_ms(fns: dict, repeats: int, budget: float = 0.1) -> dict:
@@ -113,7 +116,8 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
         store: write the plan to the cache directory.
         fused: also race the compiled fused loops (``method='fused'``), up to 49 taps, and let
             ``'auto'`` pick them up to the longest kernel where they win both forward and forward
-            + backward. The races compile each kernel size (a few minutes in all on a 2-core
+            + backward; and measure up to which kernel size their forward recomputes row sums
+            rather than storing the row pass. The races compile each kernel size (a few minutes in all on a 2-core
             CPU). Off by default: each new kernel size then compiles on first use (seconds),
             which a training run whose σ grows through many sizes pays each time.
         repeats: interleaved timing rounds per race (at least 3).
@@ -202,6 +206,7 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
         if fused:  # one constant for both grad cases: the longest kernel that holds in both
             sizes, faster, slower = zip(*fused_races, strict=True)
             fields["fused_max_taps"] = _threshold(sizes, faster, slower, 0)
+            fields["fused_inline_max_taps"] = _inline_threshold(x, repeats, say)
         fields.update(_cost_model(repeats, say))
     finally:
         _auto.use_plan(None)
@@ -211,6 +216,28 @@ def tune(*, store: bool = True, fused: bool = False, repeats: int = 5, verbose: 
         say(f"stored in {_auto.store(p)}")
     _auto.use_plan(p)
     return p
+
+
+def _inline_threshold(x: torch.Tensor, repeats: int, say) -> int:
+    """The fused forward with no backward to follow, per kernel size in :data:`TAPS_INLINE`: each
+    output recomputing its row sums, against the row pass stored once; the largest 2D kernel
+    (``ky * kx`` taps) up to which recomputing holds (see :func:`_threshold`)."""
+    inline, stored = [], []
+    for k in TAPS_INLINE:
+        w = _kernel(k)
+        t = _median_ms(
+            {
+                name: lambda w=w, flag=flag: _fused2d._sep_forward(x, w, w, "zeros", inline=flag)
+                for name, flag in (("inline", True), ("stored", False))
+            },
+            repeats,
+        )
+        say(
+            f"fused forward {k}x{k}: recomputed row sums {t['inline']:.2f} ms, stored row pass {t['stored']:.2f} ms"
+        )
+        inline.append(t["inline"])
+        stored.append(t["stored"])
+    return _threshold([k * k for k in TAPS_INLINE], inline, stored, _auto.BUILTIN.fused_inline_max_taps)
 
 
 def _cost_model(repeats: int, say) -> dict:

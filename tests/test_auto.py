@@ -172,6 +172,31 @@ def test_tune_fits_the_fused_crossover_over_both_grad_cases(cache, monkeypatch, 
     _auto.use_plan(None)
 
 
+@pytest.mark.parametrize(
+    "stored_ms, expected",
+    # recomputing row sums takes 1 ms at every size; the stored row pass 2 ms, or 0.5 ms from 5 x 5
+    [((2.0, 2.0, 2.0), 49), ((2.0, 0.5, 0.5), 9)],
+)
+def test_tune_measures_which_fused_forwards_recompute_row_sums(monkeypatch, stored_ms, expected):
+    """The fused forward's two loops raced per kernel size (synthetic times: the real races would
+    compile each), fitted to the largest 2D kernel where recomputing holds."""
+    from sigma import _fused2d, _tune
+
+    monkeypatch.setattr(_fused2d, "_sep_forward", lambda x, wy, wx, mode, inline=None: (wy.shape[-1], inline))
+    stored = dict(zip(_tune.TAPS_INLINE, stored_ms, strict=True))
+
+    def fake_ms(fns, repeats, budget=0.1):
+        out = {}
+        for name, fn in fns.items():
+            k, inline = fn()
+            out[name] = 1.0 if inline else stored[k]
+        return out
+
+    monkeypatch.setattr(_tune, "_median_ms", fake_ms)
+    assert _tune._inline_threshold(torch.zeros(1), 3, lambda *a: None) == expected
+    assert _auto.BUILTIN.fused_inline_max_taps == 25
+
+
 def test_threshold_fits_the_crossover_and_ignores_noise():
     from sigma._tune import _threshold
 

@@ -10,6 +10,7 @@ layout costs a compile of a few seconds, so the tests share a few: k = 3 and 7 i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -22,7 +23,7 @@ import scipy.ndimage as ndi
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from sigma import _conv, _fused, _fused2d
+from sigma import _auto, _conv, _fused, _fused2d
 
 f64 = torch.float64
 MODES = ref.PADDING_MODES
@@ -368,16 +369,41 @@ def test_vectorized_code_in_a_fresh_process(compiled, tmp_path):
 
 
 def test_small_kernels_inline_the_row_pass_bit_for_bit(compiled):
-    """Without a gradient, kernels of at most ``INLINE_MAX_TAPS`` taps recompute each output's row
-    sums instead of storing the row pass: the same operations in the same order, so the output
-    equals the stored-row-pass path (taken when the tap gradients need the row pass) bit for bit."""
+    """Without a gradient, kernels of at most the plan's ``fused_inline_max_taps`` taps recompute
+    each output's row sums instead of storing the row pass: the same operations in the same order,
+    so the output equals the stored-row-pass paths (taken when the tap gradients need the row pass,
+    or when the plan says so) bit for bit."""
     torch.manual_seed(14)
     x = torch.randn(2, 3, 9, 10, dtype=f64)
     for wy, wx in zip(kernels(3, 3, seed=14), kernels(5, 3, seed=15), strict=True):
-        assert wy.shape[-1] * wx.shape[-1] <= _fused2d.INLINE_MAX_TAPS
+        assert wy.shape[-1] * wx.shape[-1] <= _auto.plan().fused_inline_max_taps
         (inline,) = _fused2d._sep_forward(x, wy, wx, "reflect")
+        (two_pass,) = _fused2d._sep_forward(x, wy, wx, "reflect", inline=False)
         xp = _fused2d._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
         _, stored = _fused2d._sep_forward(x, wy, wx, "reflect", xp, keep=True)
-        assert torch.equal(inline, stored)
+        assert torch.equal(inline, stored) and torch.equal(two_pass, stored)
         expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, "reflect")), wy, -2, "reflect")
         np.testing.assert_allclose(inline.numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_the_plan_decides_which_forwards_recompute_row_sums(compiled, monkeypatch):
+    """``fused_inline_max_taps`` (measured by ``sigma.tune(fused=True)``) picks the compiled loop:
+    a 5 x 5 kernel recomputes its row sums under the built-in 25, stores the row pass under 9."""
+    seen = []
+    run = _fused2d._run
+    monkeypatch.setattr(
+        _fused2d, "_run", lambda kind, k, flag, *a: seen.append((kind, k, flag)) or run(kind, k, flag, *a)
+    )
+    torch.manual_seed(16)
+    x = torch.randn(1, 2, 12, 12, dtype=f64)
+    (w,) = kernels(5, 1, seed=16)[:1]
+    try:
+        outputs = []
+        for limit, inline in ((25, True), (9, False)):
+            _auto.use_plan(dataclasses.replace(_auto.BUILTIN, fused_inline_max_taps=limit))
+            with torch.no_grad():
+                outputs.append(_fused2d.fused_separable(x, w, w, "zeros"))
+            assert seen[-1] == ("sep", (5, 5), (False, inline))
+        assert torch.equal(*outputs)
+    finally:
+        _auto.use_plan(None)
