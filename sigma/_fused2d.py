@@ -49,12 +49,12 @@ from ._padding import MODES
 INLINE_MAX_TAPS = 25
 
 
-def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool, inline: bool = False):
+def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool, inline: bool):
     """Both axes of a separable correlation in one compiled graph, ``xp`` (B, C, H + 2hy, W + 2hx)
     bordered in both axes: along the rows over every bordered row, ``t`` (B, C, H + 2hy, W), then
     down the columns of ``t``, ``y`` (B, C, H, W). Returns ``(t, y)`` if ``keep``, else ``(y,)``.
 
-    With ``inline`` (and without ``keep``), each output computes the ``ky`` row sums it needs from
+    With ``inline`` (which :func:`_sep_forward` sets only without ``keep``), each output computes the ``ky`` row sums it needs from
     ``xp`` instead of reading a stored row pass: more multiply-adds, but ``t`` never goes through
     memory. Which is faster depends on the CPU: on an AMD EPYC inlining measured 1.1-1.7x faster
     at 3 and 5 taps per axis and slower from 9; on an Intel Xeon (AVX-512) faster at 3 taps and
@@ -62,7 +62,7 @@ def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool, inline: bool = Fal
     bit the same.
     """
     ky = wy.shape[-1]
-    if inline and not keep:
+    if inline:
         H = xp.shape[2] - ky + 1
         y = _corr_loop(xp.narrow(2, 0, H), wx, 3) * _row_tap(wy, 0)
         for j in range(1, ky):
