@@ -28,7 +28,10 @@ scale parameters (op ``blur2d_sphere`` etc.), and forward only under ``torch.no_
   Gaussian derivatives ``order=(1, 1)`` and ``order=(2, 0)`` and ``kernel='discrete'``
   beside the plain blur (``order=0``), reported as their cost relative to it;
 * the backward's cost (op ``backward_cost``, ``blur2d_sphere`` with ``auto``, σ <= 4): the
-  forward with autograd recording (impl ``forward``) raced against forward + backward;
+  forward with autograd recording (impl ``forward``) raced against forward + backward; with
+  ``'fused'``, the same pair for it, and its engine alone (no autograd, no kernel building):
+  the forward as training runs it (bordering ``x`` into a new buffer, the compiled loop that
+  keeps the row pass), the backward (all gradients) and the input gradient alone;
 * small inputs (op ``small_input``, shapes (1, 1, 8, 8) and (1, 3, 32, 32), float32,
   forward + backward): ``sigma.Blur2d`` against kornia's ``GaussianBlur2d`` module;
 * an N-jet layer (op ``njet_layer``, shape (32, 16, 32, 32), σ in {1, 2}, float32, forward +
@@ -350,6 +353,8 @@ def cases(
             out.append(
                 ("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
             )
+            if _fused_available(x.device):  # the engine's own calls, not the eager fallback
+                out.extend(fused_engine_cases(x.detach(), s))
     elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
             out.append((name, fb(lambda opts=opts: sigma.blur2d_sphere(xi, p, STD_DEVS, **opts))))
@@ -375,6 +380,42 @@ def cases(
         out.append(("eager", fb(lambda: eager(xi))))
         out.append(("compiled", fb(lambda: compiled(xi))))
     return out
+
+
+def _fused_available(device: torch.device) -> bool:
+    from sigma import _fused
+
+    return _fused.available(device)
+
+
+def fused_engine_cases(x: torch.Tensor, s: float):
+    """The fused engine's separable blur without autograd or kernel building (backward_cost rows):
+    ``fused engine: forward`` borders ``x`` into a new buffer and runs the compiled loop that keeps
+    the row pass (what training runs), ``fused engine: backward`` computes the input gradient and
+    both kernel gradients from a gradient of ones, ``fused engine: input gradient`` the first alone.
+    Their ratio is set by the loops' arithmetic: the input gradient is one more separable blur
+    (the adjoint), the kernel gradients one more correlation per axis."""
+    from sigma import _fused, _fused2d
+    from sigma.kernels import _gauss1d
+
+    h = sigma.kernel_radius(s, STD_DEVS)
+    w = _gauss1d(torch.tensor(s, dtype=x.dtype, device=x.device), h)
+
+    def forward():
+        xp = _fused2d._bordered2(x, h, h, "zeros", _fused._fresh_buffer)
+        return xp, *_fused2d._sep_forward(x, w, w, "zeros", xp, keep=True)
+
+    xp, t, y = forward()
+    g = torch.ones_like(y)
+
+    def backward(need):
+        return lambda: _fused2d._sep_backward(g, x, w, w, xp, t, "zeros", need)
+
+    return [
+        ("fused engine: forward", forward),
+        ("fused engine: backward", backward((True, True, True))),
+        ("fused engine: input gradient", backward((True, False, False))),
+    ]
 
 
 def small_cases(shape, s: float, device: torch.device, compile_backend: str | None = None):

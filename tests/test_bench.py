@@ -263,6 +263,36 @@ def test_baselines_compute_the_same_blur(bench):
         np.testing.assert_allclose(fn(planes, 1.5), ref.numpy(), rtol=0, atol=1e-5)
 
 
+def test_fused_engine_rows_compute_the_fused_blur_and_its_gradients(bench):
+    """The backward_cost rows' ``fused engine: *`` parts compute what the fused op computes: its
+    output, and from a gradient of ones the input gradient and both kernels' tap gradients."""
+    import torch
+
+    import sigma
+    from sigma import _fused, _fused2d
+    from sigma.book import speed
+    from sigma.kernels import _gauss1d
+
+    if not _fused.available():
+        pytest.skip("torch.compile cannot run here (no C++ compiler)")
+    x = torch.randn(1, 2, 12, 12, dtype=torch.float64)
+    parts = dict(bench.fused_engine_cases(x, 1.0))
+    assert list(parts) == [f"fused engine: {p}" for p in speed.ENGINE_PARTS]
+    _, _, y = parts["fused engine: forward"]()
+    torch.testing.assert_close(
+        y, sigma.blur2d_sphere(x, 1.0, bench.STD_DEVS, method="fused"), rtol=0, atol=1e-12
+    )
+    w = _gauss1d(torch.tensor(1.0, dtype=x.dtype), sigma.kernel_radius(1.0, bench.STD_DEVS))
+    xr, wy, wx = (t.clone().requires_grad_() for t in (x, w, w))
+    expected = torch.autograd.grad(_fused2d.fused_separable(xr, wy, wx, "zeros").sum(), (xr, wy, wx))
+    got = parts["fused engine: backward"]()
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    gx, gwy, gwx = parts["fused engine: input gradient"]()
+    torch.testing.assert_close(gx, expected[0], rtol=0, atol=1e-12)
+    assert gwy is None and gwx is None
+
+
 def test_overhead_table_runs(bench, capsys):
     assert bench.main(["--overhead", "--min-run-time", "0.001", "--rounds", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out

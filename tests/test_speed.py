@@ -93,6 +93,24 @@ def test_backward_cost(fb, ok):
     assert [text.split(":")[0] for _, text in t.lines] == ["σ=0.5", "σ=4"]
 
 
+def test_backward_cost_shows_the_fused_engine_alone():
+    """Where the fused engine's parts were timed, the backward line adds its ratio without autograd
+    or kernel building, and its input gradient's alone; they inform, the verdict stays the op's."""
+    rows = [row("backward_cost", "forward", 1.0, 4.0), row("backward_cost", "forward+backward", 1.0, 12.0)]
+    rows += [
+        row("backward_cost", "fused forward", 1.0, 2.0),
+        row("backward_cost", "fused forward+backward", 1.0, 6.0),
+    ]
+    parts = {"forward": 1.0, "backward": 2.2, "input gradient": 0.9}
+    rows += [row("backward_cost", f"fused engine: {p}", 1.0, v) for p, v in parts.items()]
+    t = target(rows, "backward")
+    assert t.worst == pytest.approx(3.0) and t.verdict is False
+    assert t.lines[0][1] == "σ=1: auto 3.00, fused 3.00 (fused engine alone 3.20, input gradient only 1.90)"
+    rows = [r for r in rows if r["impl"] != "fused engine: input gradient"]
+    assert target(rows, "backward").lines[0][1].endswith("(fused engine alone 3.20)")
+    assert speed.ENGINE_PARTS == tuple(parts)
+
+
 def test_regret_table_names_the_fastest_method():
     rows = [
         row("blur2d_sphere", "sigma[auto]", 2.0, 10.0),
