@@ -74,7 +74,9 @@ import torch
 import torch.nn.functional as F
 
 import sigma
+from sigma import _fused, _fused2d
 from sigma.book.speed import (
+    ENGINE_PARTS,
     MODES,
     STRUCTURES,
     check_targets,
@@ -353,7 +355,7 @@ def cases(
             out.append(
                 ("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
             )
-            if _fused_available(x.device):  # the engine's own calls, not the eager fallback
+            if _fused.available(x.device):  # the engine's own calls, not the eager fallback
                 out.extend(fused_engine_cases(x.detach(), s))
     elif op == "scale_space" and s in SCALE_SPACE_SIGMAS and backward:
         for name, opts in SCALE_SPACE.items():
@@ -382,12 +384,6 @@ def cases(
     return out
 
 
-def _fused_available(device: torch.device) -> bool:
-    from sigma import _fused
-
-    return _fused.available(device)
-
-
 def fused_engine_cases(x: torch.Tensor, s: float):
     """The fused engine's separable blur without autograd or kernel building (backward_cost rows):
     ``fused engine: forward`` borders ``x`` into a new buffer and runs the compiled loop that keeps
@@ -395,7 +391,6 @@ def fused_engine_cases(x: torch.Tensor, s: float):
     both kernel gradients from a gradient of ones, ``fused engine: input gradient`` the first alone.
     Their ratio is set by the loops' arithmetic: the input gradient is one more separable blur
     (the adjoint), the kernel gradients one more correlation per axis."""
-    from sigma import _fused, _fused2d
     from sigma.kernels import _gauss1d
 
     h = sigma.kernel_radius(s, STD_DEVS)
@@ -411,11 +406,8 @@ def fused_engine_cases(x: torch.Tensor, s: float):
     def backward(need):
         return lambda: _fused2d._sep_backward(g, x, w, w, xp, t, "zeros", need)
 
-    return [
-        ("fused engine: forward", forward),
-        ("fused engine: backward", backward((True, True, True))),
-        ("fused engine: input gradient", backward((True, False, False))),
-    ]
+    parts = (forward, backward((True, True, True)), backward((True, False, False)))
+    return [(f"fused engine: {name}", fn) for name, fn in zip(ENGINE_PARTS, parts, strict=True)]
 
 
 def small_cases(shape, s: float, device: torch.device, compile_backend: str | None = None):
