@@ -69,7 +69,9 @@ class Plan:
         fused_max_taps: longest kernel for the compiled fused loops; 0: never.
         fused_inline_max_taps: largest 2D kernel (``ky * kx`` taps) whose fused forward, when no
             backward needs the row pass, recomputes each output's row sums instead of storing the
-            row pass (the same result bit for bit; which is faster depends on the CPU).
+            row pass (the same result bit for bit; which is faster depends on the CPU). Built in:
+            9, i.e. 3 x 3 kernels only, where recomputing won on every CPU measured; at 5 x 5 it
+            won on one and lost by up to 23 % on two (:func:`sigma._fused2d._sep_loop`).
         source: where the plan comes from (``'built-in'``, or the machine it was tuned on).
     """
 
@@ -87,7 +89,7 @@ class Plan:
     direct_max_taps_2d: int = 81
     direct_max_taps_2d_grad: int = 25
     fused_max_taps: int = 0
-    fused_inline_max_taps: int = 25
+    fused_inline_max_taps: int = 9
     source: str = "built-in"
 
     def to_json(self) -> str:

@@ -56,10 +56,10 @@ def _sep_loop(xp: Tensor, wy: Tensor, wx: Tensor, keep: bool, inline: bool):
 
     With ``inline`` (which :func:`_sep_forward` sets only without ``keep``), each output computes the ``ky`` row sums it needs from
     ``xp`` instead of reading a stored row pass: more multiply-adds, but ``t`` never goes through
-    memory. Which is faster depends on the CPU: on an AMD EPYC inlining measured 1.1-1.7x faster
-    at 3 and 5 taps per axis and slower from 9; on an Intel Xeon (AVX-512) faster at 3 taps and
-    about 15 % slower at 5. The operations and their order are the same, so the result is bit for
-    bit the same.
+    memory. Which is faster depends on the CPU: inlining measured faster at 3 taps per axis on
+    every CPU tried, and at 5 taps 1.1-1.7x faster on one AMD EPYC (AVX2), but 8-23 % slower on an
+    AMD EPYC with AVX-512 and about 15 % slower on an Intel Xeon (AVX-512); slower from 7 taps
+    everywhere. The operations and their order are the same, so the result is bit for bit the same.
     """
     ky = wy.shape[-1]
     if inline:

@@ -194,7 +194,7 @@ def test_tune_measures_which_fused_forwards_recompute_row_sums(monkeypatch, stor
 
     monkeypatch.setattr(_tune, "_median_ms", fake_ms)
     assert _tune._inline_threshold(torch.zeros(1), 3, lambda *a: None) == expected
-    assert _auto.BUILTIN.fused_inline_max_taps == 25
+    assert _auto.BUILTIN.fused_inline_max_taps == 9
 
 
 def test_threshold_fits_the_crossover_and_ignores_noise():

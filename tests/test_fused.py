@@ -372,23 +372,27 @@ def test_small_kernels_inline_the_row_pass_bit_for_bit(compiled):
     """Without a gradient, kernels of at most the plan's ``fused_inline_max_taps`` taps recompute
     each output's row sums instead of storing the row pass: the same operations in the same order,
     so the output equals the stored-row-pass paths (taken when the tap gradients need the row pass,
-    or when the plan says so) bit for bit."""
+    or when the plan says so) bit for bit (a plan that inlines up to 3 x 5 kernels)."""
     torch.manual_seed(14)
     x = torch.randn(2, 3, 9, 10, dtype=f64)
-    for wy, wx in zip(kernels(3, 3, seed=14), kernels(5, 3, seed=15), strict=True):
-        assert wy.shape[-1] * wx.shape[-1] <= _auto.plan().fused_inline_max_taps
-        (inline,) = _fused2d._sep_forward(x, wy, wx, "reflect")
-        (two_pass,) = _fused2d._sep_forward(x, wy, wx, "reflect", inline=False)
-        xp = _fused2d._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
-        _, stored = _fused2d._sep_forward(x, wy, wx, "reflect", xp, keep=True)
-        assert torch.equal(inline, stored) and torch.equal(two_pass, stored)
-        expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, "reflect")), wy, -2, "reflect")
-        np.testing.assert_allclose(inline.numpy(), expected, rtol=0, atol=1e-12)
+    _auto.use_plan(dataclasses.replace(_auto.BUILTIN, fused_inline_max_taps=15))
+    try:
+        for wy, wx in zip(kernels(3, 3, seed=14), kernels(5, 3, seed=15), strict=True):
+            assert wy.shape[-1] * wx.shape[-1] <= _auto.plan().fused_inline_max_taps
+            (inline,) = _fused2d._sep_forward(x, wy, wx, "reflect")
+            (two_pass,) = _fused2d._sep_forward(x, wy, wx, "reflect", inline=False)
+            xp = _fused2d._bordered2(x, 1, 2, "reflect", _fused._fresh_buffer)
+            _, stored = _fused2d._sep_forward(x, wy, wx, "reflect", xp, keep=True)
+            assert torch.equal(inline, stored) and torch.equal(two_pass, stored)
+            expected = scipy_corr(torch.from_numpy(scipy_corr(x, wx, -1, "reflect")), wy, -2, "reflect")
+            np.testing.assert_allclose(inline.numpy(), expected, rtol=0, atol=1e-12)
+    finally:
+        _auto.use_plan(None)
 
 
 def test_the_plan_decides_which_forwards_recompute_row_sums(compiled, monkeypatch):
     """``fused_inline_max_taps`` (measured by ``sigma.tune(fused=True)``) picks the compiled loop:
-    a 5 x 5 kernel recomputes its row sums under the built-in 25, stores the row pass under 9."""
+    a 5 x 5 kernel recomputes its row sums under a limit of 25, stores the row pass under the built-in 9."""
     seen = []
     run = _fused2d._run
     monkeypatch.setattr(
