@@ -64,6 +64,7 @@ import csv
 import gc
 import inspect
 import math
+import os
 import platform
 import statistics
 import sys
@@ -175,6 +176,22 @@ def machine(device: torch.device) -> dict[str, str]:
     if device.type == "cuda":
         info["device"] = torch.cuda.get_device_name(device)
     return info
+
+
+def allocator(environ=None) -> str:
+    """What decides how this process's memory allocator behaves, as the run's log records it: the
+    settings that change glibc's malloc (``GLIBC_TUNABLES``' malloc entries, ``MALLOC_*_``) and a
+    preloaded allocator (``LD_PRELOAD``, e.g. jemalloc); ``'glibc defaults'`` where there are none.
+    On CPU they move timings between processes (``benchmarks/bench_allocator.py``)."""
+    env = os.environ if environ is None else environ
+    parts = []
+    tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t.startswith("glibc.malloc.")]
+    if tunables:
+        parts.append("GLIBC_TUNABLES=" + ":".join(tunables))
+    parts += [f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("MALLOC_") and k.endswith("_")]
+    if env.get("LD_PRELOAD"):
+        parts.append(f"LD_PRELOAD={env['LD_PRELOAD']}")
+    return "; ".join(parts) or "glibc defaults"
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -761,6 +778,7 @@ def _main(argv=None) -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"# machine: {info}")
+    print(f"# allocator: {allocator()}")
     print(
         f"# input {shape}; {args.rounds} interleaved rounds per row (order reversed every other round), "
         "median of the per-round medians, spread = fastest and slowest round"

@@ -103,6 +103,24 @@ def test_run_prints_regret_table_and_verdicts(tiny_run):
     assert "compiled (inductor) module vs eager" in printed
 
 
+def test_the_log_names_the_allocator_settings(bench, tiny_run):
+    """The settings that change glibc's malloc, or a preloaded allocator, are recorded (they move
+    CPU timings between processes); other tunables and variables are not."""
+    assert bench.allocator({}) == "glibc defaults"
+    env = {
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2:glibc.malloc.trim_threshold=4294967296",
+        "MALLOC_ARENA_MAX_": "2",
+        "LD_PRELOAD": "/usr/lib/libjemalloc.so.2",
+        "PATH": "/bin",
+    }
+    assert bench.allocator(env) == (
+        "GLIBC_TUNABLES=glibc.malloc.trim_threshold=4294967296; MALLOC_ARENA_MAX_=2; "
+        "LD_PRELOAD=/usr/lib/libjemalloc.so.2"
+    )
+    assert bench.allocator({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}) == "glibc defaults"
+    assert "# allocator: " in tiny_run[3]
+
+
 def test_schedule_alternates(bench):
     assert bench.schedule(["a", "b", "c"], 5) == [
         list("abc"),
