@@ -28,7 +28,10 @@ scale parameters (op ``blur2d_sphere`` etc.), and forward only under ``torch.no_
   Gaussian derivatives ``order=(1, 1)`` and ``order=(2, 0)`` and ``kernel='discrete'``
   beside the plain blur (``order=0``), reported as their cost relative to it;
 * the backward's cost (op ``backward_cost``, ``blur2d_sphere`` with ``auto``, σ <= 4): the
-  forward with autograd recording (impl ``forward``) raced against forward + backward; with
+  forward with autograd recording (impl ``forward``) raced against forward + backward as a
+  training step runs them (the output gradient made once, the gradients set to None before
+  each call, nothing accumulated; the other rows' backward makes a gradient of ones per call and
+  accumulates into ``x.grad``, the same for every implementation they race); with
   ``'fused'``, the same pair for it, and its engine alone (no autograd, no kernel building):
   the forward as training runs it (bordering ``x`` into a new buffer, the compiled loop that
   keeps the row pass), the backward (all gradients) and the input gradient alone;
@@ -332,6 +335,22 @@ def cases(
 
         return run
 
+    def step(fn):
+        """Forward + backward as a training step runs them (``backward_cost`` rows): the output
+        gradient arrives from the layers above, so it is made once here (their work is not this
+        layer's cost), and the gradients start from None, as after ``zero_grad()`` (which sets
+        them to None by default), so the backward accumulates into nothing."""
+        grad = []
+
+        def run():
+            xi.grad = p.grad = None
+            y = fn()
+            if not grad:
+                grad.append(torch.ones_like(y))
+            y.backward(grad[0])
+
+        return run
+
     def with_methods(name, call, skip=()):
         if s > FUSED_MAX_SIGMA or dtype != torch.float32:
             # the fused loops unroll every tap (long kernels compile for minutes), and each dtype
@@ -366,11 +385,11 @@ def cases(
             )
     elif op == "backward_cost" and backward and s <= BACKWARD_COST_MAX_SIGMA:
         out.append(("forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS)))  # graph recorded, no backward
-        out.append(("forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS))))
+        out.append(("forward+backward", step(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS))))
         if "fused" in methods_of(sigma.blur2d_sphere):
             out.append(("fused forward", lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
             out.append(
-                ("fused forward+backward", fb(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
+                ("fused forward+backward", step(lambda: sigma.blur2d_sphere(xi, p, STD_DEVS, method="fused")))
             )
             if _fused.available(x.device):  # the engine's own calls, not the eager fallback
                 out.extend(fused_engine_cases(x.detach(), s))

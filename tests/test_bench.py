@@ -311,6 +311,35 @@ def test_fused_engine_rows_compute_the_fused_blur_and_its_gradients(bench):
     assert gwy is None and gwx is None
 
 
+def test_backward_cost_rows_time_a_training_step(bench, monkeypatch):
+    """``backward_cost``'s forward + backward runs as a training step: each call leaves the
+    gradients of that call alone (set to None first, nothing accumulated), from a gradient of
+    ones made once; the other rows keep accumulating (the same for every implementation)."""
+    import torch
+
+    import sigma
+
+    monkeypatch.setenv("SIGMA_FUSED_DISABLE", "1")
+    x = torch.randn(1, 2, 12, 12, dtype=torch.float64, requires_grad=True)
+    p = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    expected = torch.autograd.grad(sigma.blur2d_sphere(x, p, bench.STD_DEVS).sum(), x)[0]
+    made = []
+    real_ones = torch.ones_like
+    monkeypatch.setattr(torch, "ones_like", lambda t, **kw: made.append(1) or real_ones(t, **kw))
+    fns = dict(bench.cases("backward_cost", 1.0, x))
+    for name in ("forward+backward", "fused forward+backward"):
+        made.clear()
+        for _ in range(3):
+            fns[name]()
+        torch.testing.assert_close(x.grad, expected, rtol=0, atol=1e-12)
+        assert len(made) == 1
+    x.grad = None
+    (_, blur), *_ = bench.cases("blur2d_sphere", 1.0, x)
+    blur()
+    blur()
+    torch.testing.assert_close(x.grad, 2 * expected, rtol=0, atol=1e-12)
+
+
 def test_overhead_table_runs(bench, capsys):
     assert bench.main(["--overhead", "--min-run-time", "0.001", "--rounds", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
