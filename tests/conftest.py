@@ -1,7 +1,12 @@
 """Shared fixtures for the library tests."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -25,6 +30,20 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def device(request):
     """Every test that takes ``device`` runs on the CPU, and on CUDA when a GPU is present."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script(name)``: the script ``benchmarks/<name>.py`` imported as a module
+    (a new module object per call, so a test may patch it freely)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def pytest_configure(config):

@@ -6,7 +6,6 @@ computed from a CSV); speed is measured by ``make bench``, never in tests.
 
 import contextlib
 import csv
-import importlib.util
 import io
 from pathlib import Path
 
@@ -23,11 +22,8 @@ NEW_FIELDS = ["mode", "rounds", "round_min_ms", "round_max_ms", "calls", "baseli
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_blur", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("bench_blur")
 
 
 @pytest.fixture(scope="module")

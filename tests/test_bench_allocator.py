@@ -2,22 +2,16 @@
 environment each setting starts it with, and the summary it prints; the speeds themselves are
 measured by running it, never in tests."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_allocator.py"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_allocator", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def bench(monkeypatch, benchmark_script):
+    module = benchmark_script("bench_allocator")
     monkeypatch.setattr(module, "SHAPE", (1, 2, 24, 24))
     return module
 

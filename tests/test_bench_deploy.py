@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_deploy.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
+def bench(benchmark_script):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    spec = importlib.util.spec_from_file_location("bench_deploy", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_deploy")
 
 
 def test_prints_a_row_per_layer(bench, capsys):

@@ -4,21 +4,15 @@ it, never in tests."""
 
 import csv
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from sigma import _auto
 
-BENCH_PLAN = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_plan.py"
-
 
 @pytest.fixture
-def bench_plan(monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_plan", BENCH_PLAN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def bench_plan(monkeypatch, benchmark_script):
+    module = benchmark_script("bench_plan")
     real = module._median_ms
     monkeypatch.setattr(module, "SHAPE", (1, 2, 24, 24))
     monkeypatch.setattr(module, "_median_ms", lambda fns, repeats, budget=0.1: real(fns, repeats, budget=0.0))

@@ -7,7 +7,6 @@ definition or a file changes, these fail until the README is regenerated.
 """
 
 import contextlib
-import importlib.util
 import io
 import re
 from pathlib import Path
@@ -31,10 +30,8 @@ def text():
     return README.read_text(encoding="utf-8")
 
 
-def test_example_report_is_the_report_of_the_committed_csv(text):
-    spec = importlib.util.spec_from_file_location("bench_blur", ROOT / "benchmarks" / "bench_blur.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_example_report_is_the_report_of_the_committed_csv(text, benchmark_script):
+    bench = benchmark_script("bench_blur")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = bench.report(speed.read_rows(MACHINES[0]))
